@@ -1,0 +1,139 @@
+"""`python app.py`: a Gradio chat that streams from Ollama. UI wiring only; logic is in llmstream."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from llmstream.chat import Chat  # noqa: E402
+from llmstream.models import offered_models  # noqa: E402
+from llmstream.ollama import OllamaBackend  # noqa: E402
+from llmstream.secrets import install_log_redaction  # noqa: E402
+from llmstream.settings import Settings  # noqa: E402
+
+log = logging.getLogger("llmstream.app")
+
+from gradio.events import Dependency
+
+class ModelRadio(gr.Radio):
+    """A radio that lets any value through, so the chat refuses unknown models in its own words.
+
+    `is_template` is Gradio's mark for a subclass that renders as its parent (`radio`).
+    """
+
+    is_template = True
+
+    def preprocess(self, payload: str | int | float | None) -> str | int | float | None:
+        return payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def parse_args(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description="Stream chat answers from an Ollama server in the browser.")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or GRADIO_SERVER_NAME)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 7860, or GRADIO_SERVER_PORT)")
+    parser.add_argument("--share", action="store_true", default=None, help="make a public share link")
+    parser.add_argument("--auth", help="require a login: user:password[,user2:password2] (or APP_AUTH)")
+    args = parser.parse_args(argv)
+    return {
+        "GRADIO_SERVER_NAME": args.host,
+        "GRADIO_SERVER_PORT": args.port,
+        "GRADIO_SHARE": args.share,
+        "APP_AUTH": args.auth,
+    }
+
+
+def make_backend(settings: Settings) -> OllamaBackend:
+    return OllamaBackend(
+        settings.ollama,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_line_bytes=settings.max_line_bytes,
+        max_connections=settings.concurrency_limit,
+    )
+
+
+async def startup_models(settings: Settings) -> tuple[list[str] | None, str]:
+    """The server's models and a status line, asked once before the UI is built."""
+    probe = make_backend(settings)
+    try:
+        return await probe.list_models(), f"Streaming from Ollama at {settings.ollama.url}."
+    except Exception as exc:  # the app still starts; each chat then says what is wrong
+        sentence = getattr(exc, "message", type(exc).__name__)
+        return None, f"Ollama at {settings.ollama.url} did not answer at start-up ({sentence})"
+    finally:
+        await probe.aclose()
+
+
+def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
+    async def refresh(current: str | None) -> gr.Radio:
+        try:
+            chat.models = offered_models(await chat.backend.list_models(), settings.models)
+        except Exception:
+            log.info("could not refresh the model list; keeping %s", chat.models)
+        value = current if current in chat.models else (chat.models[0] if chat.models else None)
+        return gr.Radio(choices=chat.models, value=value)
+
+    with gr.Blocks(title="llmstream", fill_height=True) as demo:
+        gr.Markdown(f"## llmstream\n{status}")
+        model = ModelRadio(
+            choices=chat.models,
+            value=chat.models[0] if chat.models else None,
+            label="Model",
+            interactive=True,
+        )
+        gr.ChatInterface(
+            chat.respond,
+            additional_inputs=[model],
+            api_name="chat",
+            concurrency_limit=settings.concurrency_limit,
+            fill_height=True,
+        )
+        demo.load(refresh, inputs=[model], outputs=[model], api_visibility="private", queue=False)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.load(parse_args(argv))
+    except ValueError as exc:
+        sys.exit(f"llmstream: {exc}")
+    redact = settings.redactor()
+    install_log_redaction(redact)
+    available, status = asyncio.run(startup_models(settings))
+    models = offered_models(available, settings.models)
+    log.info("%s Models: %s", status, ", ".join(models))
+    chat = Chat(
+        make_backend(settings),
+        models,
+        system_prompt=settings.system_prompt,
+        max_input_chars=settings.max_input_chars,
+        update_interval=settings.update_interval,
+        redact=redact,
+    )
+    for warning in settings.launch_warnings():
+        print(warning, file=sys.stderr, flush=True)
+    demo = build(settings, chat, status)
+    demo.queue(default_concurrency_limit=settings.concurrency_limit)
+    demo.launch(
+        server_name=settings.server_name,
+        server_port=settings.server_port,
+        share=settings.share,
+        auth=list(settings.app_auth) or None,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""What every backend yields, and the small protocol it implements.
+
+A backend turns one chat request into an async stream of `Delta`s: the answer text and
+the reasoning text that arrived since the previous delta, and on the last one the
+server's own figures. One delta per network read, not per token, keeps per-token work
+small on fast streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypedDict
+
+
+class Message(TypedDict):
+    role: str
+    content: str
+
+
+@dataclass(slots=True)
+class Stats:
+    """The server's own figures for one answer, where it gives them."""
+
+    tokens: int | None = None
+    generation_seconds: float | None = None
+    load_seconds: float | None = None
+    prompt_seconds: float | None = None
+
+
+@dataclass(slots=True)
+class Delta:
+    content: str = ""
+    thinking: str = ""
+    done: bool = False
+    stats: Stats | None = None
+
+
+class Backend(Protocol):
+    """A source of models and streamed chat answers."""
+
+    name: str
+
+    async def list_models(self) -> list[str]: ...
+
+    def stream_chat(self, model: str, messages: Sequence[Message]) -> AsyncIterator[Delta]:
+        """Stream one answer; closing the iterator must close the upstream response."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,266 @@
+"""The Ollama backend: `/api/tags`, `/api/show` and streaming `/api/chat` over httpx.
+
+One `httpx.AsyncClient` serves every request of the process. The stream is read as raw
+byte chunks and decoded by our NDJSON decoder, so one network read becomes one `Delta`
+however many tokens it carries. Every failure becomes a typed error whose sentence names
+the server by its display URL, never by its credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from .backend import Delta, Message, Stats
+from .errors import (
+    AuthFailed,
+    LLMStreamError,
+    ModelNotFound,
+    ServerError,
+    Stalled,
+    StreamBroken,
+    Unreachable,
+)
+from .ndjson import DEFAULT_MAX_LINE_BYTES, NDJSONDecoder
+from .settings import Endpoint
+
+log = logging.getLogger(__name__)
+
+NANO = 1e-9
+
+
+class OllamaBackend:
+    name = "ollama"
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 300.0,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = endpoint.url
+        self.read_timeout = read_timeout
+        self.max_line_bytes = max_line_bytes
+        headers = {"Accept": "application/x-ndjson"}
+        auth = None
+        if endpoint.bearer:
+            headers["Authorization"] = f"Bearer {endpoint.bearer.reveal()}"
+        elif endpoint.basic_auth:
+            user, password = endpoint.basic_auth
+            auth = httpx.BasicAuth(user, password.reveal())
+        self._client = httpx.AsyncClient(
+            base_url=self.url,
+            auth=auth,
+            headers=headers,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+            trust_env=False,
+        )
+        self._capabilities: dict[str, frozenset[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"OllamaBackend({self.url!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def ping(self, timeout: float = 1.5) -> bool:
+        """Whether an Ollama server answers at all (any HTTP status counts)."""
+        try:
+            await self._client.get("/api/version", timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    async def list_models(self) -> list[str]:
+        response = await self._request("GET", "/api/tags")
+        data = _json(response)
+        return [m["name"] for m in data.get("models", []) if isinstance(m, dict) and "name" in m]
+
+    async def capabilities(self, model: str) -> frozenset[str]:
+        """The model's capabilities from `/api/show`, cached; empty when the server can't say."""
+        cached = self._capabilities.get(model)
+        if cached is not None:
+            return cached
+        try:
+            response = await self._request("POST", "/api/show", json={"model": model}, model=model)
+            found = frozenset(_json(response).get("capabilities") or ())
+        except ModelNotFound:
+            raise
+        except LLMStreamError as exc:
+            log.info("could not read capabilities of %s: %s", model, exc.message)
+            return frozenset()
+        self._capabilities[model] = found
+        return found
+
+    async def stream_chat(self, model: str, messages: Sequence[Message]) -> AsyncIterator[Delta]:
+        body: dict[str, Any] = {"model": model, "messages": list(messages), "stream": True}
+        if "thinking" in await self.capabilities(model):
+            body["think"] = True
+        decoder = NDJSONDecoder(self.max_line_bytes)
+        try:
+            async with self._client.stream(
+                "POST", "/api/chat", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._status_error(response, model)
+                async for chunk in response.aiter_raw():
+                    delta, error = _delta(decoder.feed(chunk))
+                    if delta is not None:
+                        yield delta
+                    if error is not None:
+                        raise error
+                    if delta is not None and delta.done:
+                        return
+                delta, error = _delta(decoder.flush())
+                if delta is not None:
+                    yield delta
+                if error is not None:
+                    raise error
+                if delta is not None and delta.done:
+                    return
+                raise StreamBroken(
+                    "The answer was cut off: the server closed the stream before it finished.",
+                    hint="The server may have restarted or run out of memory; try again.",
+                )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+
+    async def _request(self, method: str, path: str, *, model: str | None = None, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code >= 400:
+            raise self._status_error(response, model)
+        return response
+
+    def _transport_error(self, exc: httpx.HTTPError) -> LLMStreamError:
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return Unreachable(
+                f"Can't reach the Ollama server at {self.url}.",
+                hint="Is it running? Start it with `ollama serve`, or point OLLAMA_HOST at your server.",
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return Stalled(
+                f"The Ollama server at {self.url} sent nothing for {self.read_timeout:g} seconds.",
+                hint="It may be overloaded or still loading a large model; try again, or raise READ_TIMEOUT.",
+            )
+        return StreamBroken(
+            f"The connection to the Ollama server at {self.url} broke before the answer was complete.",
+            hint="The server may have restarted; try again.",
+        )
+
+    def _status_error(self, response: httpx.Response, model: str | None) -> LLMStreamError:
+        status = response.status_code
+        detail = _server_message(response)
+        if status in (401, 403):
+            return AuthFailed(
+                f"The Ollama server at {self.url} refused our credentials ({status}).",
+                hint="Check AUTH, OLLAMA_API_KEY or the user:password in OLLAMA_HOST.",
+            )
+        if status == 404 and model and detail is not None and "not found" in detail.lower():
+            return ModelNotFound(
+                f"The Ollama server at {self.url} does not have the model {model}.",
+                hint=f"Download it with `ollama pull {model}`, or pick another model.",
+            )
+        if status == 404:
+            return ServerError(
+                f"{self.url} answered 404 for {response.request.url.path}.",
+                status=status,
+                hint="Is OLLAMA_HOST pointing at an Ollama server?",
+            )
+        said = f": {detail}" if detail else ""
+        if status >= 500:
+            return ServerError(
+                f"The Ollama server at {self.url} had an internal error ({status}){said}.",
+                status=status,
+                hint="Check the server's log; trying again may help.",
+            )
+        return ServerError(f"The Ollama server at {self.url} refused the request ({status}){said}.", status=status)
+
+
+def _delta(parts: list[Any]) -> tuple[Delta | None, LLMStreamError | None]:
+    """Merge the parts of one network read into one delta.
+
+    An error part ends the stream: what came before it in the same read is still
+    returned, so the partial answer is kept, and the error is returned beside it.
+    """
+    if not parts:
+        return None, None
+    content: list[str] = []
+    thinking: list[str] = []
+    delta = Delta()
+    error: LLMStreamError | None = None
+    for part in parts:
+        if not isinstance(part, dict):
+            error = StreamBroken("The server sent a message that is not a JSON object.")
+            break
+        if "error" in part:
+            error = ServerError(f"The model stopped with an error: {_text(part['error'])}.")
+            break
+        message = part.get("message")
+        if message:
+            if text := message.get("content"):
+                content.append(text)
+            if text := message.get("thinking"):
+                thinking.append(text)
+        if part.get("done"):
+            delta.done = True
+            delta.stats = _stats(part)
+            break
+    delta.content = "".join(content)
+    delta.thinking = "".join(thinking)
+    if error is not None and not (delta.content or delta.thinking):
+        return None, error
+    return delta, error
+
+
+def _stats(part: dict[str, Any]) -> Stats:
+    def seconds(key: str) -> float | None:
+        value = part.get(key)
+        return value * NANO if isinstance(value, (int, float)) else None
+
+    tokens = part.get("eval_count")
+    return Stats(
+        tokens=tokens if isinstance(tokens, int) else None,
+        generation_seconds=seconds("eval_duration"),
+        load_seconds=seconds("load_duration"),
+        prompt_seconds=seconds("prompt_eval_duration"),
+    )
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise StreamBroken(f"The server at {response.request.url.host} answered with something that is not JSON.") from None
+    if not isinstance(data, dict):
+        raise StreamBroken("The server answered with an unexpected JSON value.")
+    return data
+
+
+def _server_message(response: httpx.Response) -> str | None:
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, dict) and "error" in data:
+        return _text(data["error"])
+    return None
+
+
+def _text(value: object, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = " ".join(text.split()).rstrip(".")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

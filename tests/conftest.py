@@ -1,0 +1,97 @@
+"""Shared fixtures: the scripted Ollama server and the app in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from scripted_ollama import ScriptedOllama  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TRANSCRIPTS = Path(__file__).parent / "transcripts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ollama() -> Iterator[ScriptedOllama]:
+    server = ScriptedOllama().start()
+    yield server
+    server.stop()
+
+
+class AppProcess:
+    """`python app.py` in a subprocess, with its combined output kept for inspection."""
+
+    def __init__(self, env: dict[str, str], args: list[str] = ()) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"llmstream-app-{self.port}.log"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "GRADIO_", "APP_AUTH", "AUTH", "MODELS"))}
+        full_env.update({"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env})
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app exited early:\n{self.output()}")
+            try:
+                if httpx.get(self.url, timeout=1).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"app did not start:\n{self.output()}")
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def client(self, **kwargs):
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False, **kwargs)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def start_app() -> Iterator:
+    apps: list[AppProcess] = []
+
+    def start(env: dict[str, str], args: list[str] = ()) -> AppProcess:
+        app = AppProcess(env, list(args))
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        app.stop()
