@@ -1,4 +1,4 @@
-"""`python app.py`: a Gradio chat that streams from Ollama. UI wiring only; logic is in llmstream."""
+"""`python app.py`: a Gradio chat that streams from Ollama or the embedded engine. UI wiring only."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from llmstream.backends import Catalog, plan  # noqa: E402
 from llmstream.chat import Chat  # noqa: E402
-from llmstream.models import offered_models  # noqa: E402
-from llmstream.ollama import OllamaBackend  # noqa: E402
 from llmstream.secrets import install_log_redaction  # noqa: E402
 from llmstream.settings import Settings  # noqa: E402
 
@@ -34,7 +33,7 @@ class ModelRadio(gr.Radio):
 
 
 def parse_args(argv: list[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(description="Stream chat answers from an Ollama server in the browser.")
+    parser = argparse.ArgumentParser(description="A streaming chat in the browser: Ollama, or the embedded engine when no server answers.")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or GRADIO_SERVER_NAME)")
     parser.add_argument("--port", type=int, help="port to listen on (default 7860, or GRADIO_SERVER_PORT)")
     parser.add_argument("--share", action="store_true", default=None, help="make a public share link")
@@ -48,34 +47,9 @@ def parse_args(argv: list[str] | None = None) -> dict[str, object]:
     }
 
 
-def make_backend(settings: Settings) -> OllamaBackend:
-    return OllamaBackend(
-        settings.ollama,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        max_line_bytes=settings.max_line_bytes,
-        max_connections=settings.concurrency_limit,
-    )
-
-
-async def startup_models(settings: Settings) -> tuple[list[str] | None, str]:
-    """The server's models and a status line, asked once before the UI is built."""
-    probe = make_backend(settings)
-    try:
-        return await probe.list_models(), f"Streaming from Ollama at {settings.ollama.url}."
-    except Exception as exc:  # the app still starts; each chat then says what is wrong
-        sentence = getattr(exc, "message", type(exc).__name__)
-        return None, f"Ollama at {settings.ollama.url} did not answer at start-up ({sentence})"
-    finally:
-        await probe.aclose()
-
-
 def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
     async def refresh(current: str | None) -> gr.Radio:
-        try:
-            chat.models = offered_models(await chat.backend.list_models(), settings.models)
-        except Exception:
-            log.info("could not refresh the model list; keeping %s", chat.models)
+        await chat.catalog.refresh()
         value = current if current in chat.models else (chat.models[0] if chat.models else None)
         return gr.Radio(choices=chat.models, value=value)
 
@@ -106,12 +80,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"llmstream: {exc}")
     redact = settings.redactor()
     install_log_redaction(redact)
-    available, status = asyncio.run(startup_models(settings))
-    models = offered_models(available, settings.models)
-    log.info("%s Models: %s", status, ", ".join(models))
+    found = asyncio.run(plan(settings))
+    catalog = Catalog.from_plan(settings, found)
+    log.info("%s Models: %s", found.status, ", ".join(catalog.models) or "none")
+    if found.problem:
+        log.warning("%s", found.problem.sentence())
     chat = Chat(
-        make_backend(settings),
-        models,
+        catalog,
         system_prompt=settings.system_prompt,
         max_input_chars=settings.max_input_chars,
         update_interval=settings.update_interval,
@@ -119,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     for warning in settings.launch_warnings():
         print(warning, file=sys.stderr, flush=True)
-    demo = build(settings, chat, status)
+    demo = build(settings, chat, found.status)
     demo.queue(default_concurrency_limit=settings.concurrency_limit)
     demo.launch(
         server_name=settings.server_name,

@@ -1,0 +1,45 @@
+"""llmstream: stream tokens from LLM servers into a chat people use.
+
+Nothing is built at import time: settings are read when `Settings.load()` is called and
+clients are made by the backends that need them.
+"""
+
+from .backend import Backend, Delta, Stats
+from .chat import Chat, conversation, replies
+from .errors import (
+    AuthFailed,
+    BadInput,
+    LLMStreamError,
+    ModelNotFound,
+    NoBackend,
+    ServerError,
+    Stalled,
+    StreamBroken,
+    Unreachable,
+)
+from .ndjson import NDJSONDecoder
+from .settings import Settings
+from .think import BracketThink, ThinkSplitter, brackets
+
+__all__ = [
+    "AuthFailed",
+    "Backend",
+    "BadInput",
+    "BracketThink",
+    "Chat",
+    "Delta",
+    "LLMStreamError",
+    "ModelNotFound",
+    "NDJSONDecoder",
+    "NoBackend",
+    "ServerError",
+    "Settings",
+    "Stalled",
+    "Stats",
+    "StreamBroken",
+    "ThinkSplitter",
+    "Unreachable",
+    "brackets",
+    "conversation",
+    "replies",
+]

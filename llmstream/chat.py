@@ -17,12 +17,15 @@ import time
 from contextlib import aclosing
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .backend import Backend, Delta, Message, Stats
+from .backend import Delta, Message, Stats
 from .errors import BadInput, LLMStreamError
 from .secrets import Redactor
 from .think import ThinkSplitter
+
+if TYPE_CHECKING:
+    from .backends import Catalog, Route
 
 log = logging.getLogger(__name__)
 
@@ -216,27 +219,29 @@ async def replies(
 
 
 class Chat:
-    """Validates a chat turn, streams it from the backend, and renders it for the UI."""
+    """Validates a chat turn, streams it from the chosen backend, and renders it for the UI."""
 
     def __init__(
         self,
-        backend: Backend,
-        models: Sequence[str],
+        catalog: Catalog,
         *,
         system_prompt: str = "",
         max_input_chars: int = 8000,
         update_interval: float = 0.05,
         redact: Callable[[str], str] = Redactor(),
     ) -> None:
-        self.backend = backend
-        self.models = list(models)
+        self.catalog = catalog
         self.system_prompt = system_prompt
         self.max_input_chars = max_input_chars
         self.update_interval = update_interval
         self.redact = redact
 
-    def check(self, message: Any, model: Any) -> str:
-        """The message to send, or `BadInput` saying why it cannot be sent."""
+    @property
+    def models(self) -> list[str]:
+        return self.catalog.models
+
+    def check(self, message: Any, model: Any) -> tuple[str, Route]:
+        """The message to send and where, or `BadInput` saying why it cannot be sent."""
         text = message_text(message)
         if not text.strip():
             raise BadInput("Your message is empty.", hint="Type something to send.")
@@ -245,20 +250,23 @@ class Chat:
                 f"Your message has {len(text):,} characters; the limit is {self.max_input_chars:,}.",
                 hint="Shorten it, or raise MAX_INPUT_CHARS.",
             )
+        if self.catalog.problem is not None and not self.catalog.routes:
+            raise self.catalog.problem
         if not model:
             raise BadInput("No model is selected.", hint="Pick one of the models above the chat.")
-        if model not in self.models:
+        route = self.catalog.routes.get(model) if isinstance(model, str) else None
+        if route is None:
             shown = str(model) if len(str(model)) <= 60 else str(model)[:59] + "…"
             offered = ", ".join(self.models) or "none"
             raise BadInput(f"The model {shown!r} is not offered here.", hint=f"Choose one of: {offered}.")
-        return text
+        return text, route
 
     async def respond(self, message: Any, history: Sequence[dict[str, Any]], model: Any) -> AsyncIterator[list[dict[str, Any]]]:
         """Gradio's chat function: yields the whole reply so far as message dicts."""
         reply = Reply()
         try:
-            text = self.check(message, model)
-            deltas = self.backend.stream_chat(model, conversation(history, text, self.system_prompt))
+            text, route = self.check(message, model)
+            deltas = route.backend.stream_chat(route.model, conversation(history, text, self.system_prompt))
             async with aclosing(replies(deltas, self.update_interval, reply)) as stream:
                 async for reply in stream:
                     yield reply.messages()

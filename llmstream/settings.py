@@ -183,10 +183,24 @@ def _number(source: Source, name: str, default: float, kind: type = float, minim
     return value
 
 
+BACKENDS = ("auto", "ollama", "embedded")
+
+
+def parse_backend(value: str | None) -> str:
+    choice = (value or "auto").strip().lower()
+    if choice not in BACKENDS:
+        raise ValueError(f"BACKEND must be one of {', '.join(BACKENDS)}, not {value!r}")
+    return choice
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the app and the core, resolved once at start-up."""
 
+    backend: str = "auto"
+    embedded_model: str | None = None
+    embedded_max_tokens: int = 512
+    embedded_context: int = 4096
     ollama: Endpoint = field(default_factory=lambda: Endpoint(DEFAULT_OLLAMA_HOST))
     models: tuple[str, ...] = ()
     system_prompt: str = ""
@@ -214,6 +228,10 @@ class Settings:
         basic = parse_userinfo(auth_value) if auth_value else url_auth
         api_key = source.get("OLLAMA_API_KEY")
         return cls(
+            backend=parse_backend(source.get("BACKEND")),
+            embedded_model=(source.get("EMBEDDED_MODEL") or "").strip() or None,
+            embedded_max_tokens=int(_number(source, "EMBEDDED_MAX_TOKENS", 512, int, 1)),
+            embedded_context=int(_number(source, "EMBEDDED_CONTEXT", 4096, int, 256)),
             ollama=Endpoint(url, basic, Secret(api_key) if api_key else None),
             models=parse_list(source.get("MODELS")),
             system_prompt=(source.get("SYSTEM_PROMPT") or "").strip(),

@@ -163,7 +163,7 @@ def test_models_setting_restricts_and_orders_the_radio(start_app, ollama):
 
 def test_unreachable_server_still_starts_and_says_how_to_fix_it(start_app):
     port = free_port()
-    app = start_app({"OLLAMA_HOST": f"127.0.0.1:{port}", "CONNECT_TIMEOUT": "1"})
+    app = start_app({"OLLAMA_HOST": f"127.0.0.1:{port}", "CONNECT_TIMEOUT": "1", "BACKEND": "ollama"})
     client = app.client()
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/chat"]
     assert api["parameters"][1]["type"]["enum"] == ["llama3.1:8b", "deepseek-r1:8b"]

@@ -7,13 +7,18 @@ import asyncio
 import pytest
 
 from llmstream.backend import Delta
+from llmstream.backends import Catalog, Route
 from llmstream.chat import WARNING, Chat, conversation, replies
-from llmstream.errors import BadInput
+from llmstream.errors import BadInput, NoBackend
 from llmstream.ollama import OllamaBackend
 from llmstream.secrets import Redactor
-from llmstream.settings import Endpoint
+from llmstream.settings import Endpoint, Settings
 
 MODELS = ["llama3.1:8b", "gpt-oss:20b", "deepseek-r1:8b", "endless", "fault-midstream", "fault-500"]
+
+
+def catalog(backend, models=MODELS) -> Catalog:
+    return Catalog(Settings(), {"ollama": backend}, {m: Route(backend, m) for m in models})
 
 
 def test_conversation_keeps_what_was_said_and_drops_reasoning_and_errors():
@@ -47,7 +52,7 @@ def test_conversation_keeps_what_was_said_and_drops_reasoning_and_errors():
     ],
 )
 def test_bad_input_is_refused_with_a_clear_sentence(message, model, words):
-    chat = Chat(backend=None, models=MODELS, max_input_chars=100)
+    chat = Chat(catalog(None), max_input_chars=100)
     with pytest.raises(BadInput) as info:
         chat.check(message, model)
     assert words in info.value.sentence()
@@ -55,10 +60,10 @@ def test_bad_input_is_refused_with_a_clear_sentence(message, model, words):
 
 def test_bad_input_sends_nothing_upstream(ollama):
     async def go():
-        chat = Chat(OllamaBackend(Endpoint(ollama.url)), MODELS, max_input_chars=100)
+        chat = Chat(catalog(OllamaBackend(Endpoint(ollama.url))), max_input_chars=100)
         out = [m async for m in chat.respond("x" * 500, [], "llama3.1:8b")]
         out += [m async for m in chat.respond("hi", [], "nope")]
-        await chat.backend.aclose()
+        await chat.catalog.aclose()
         return out
 
     ollama.reset()
@@ -116,9 +121,9 @@ def test_thinking_is_its_own_message_pending_then_done():
 
 def test_errors_keep_the_partial_answer_and_never_show_a_secret(ollama):
     async def go():
-        chat = Chat(OllamaBackend(Endpoint(ollama.url)), MODELS, redact=Redactor(["CUDA"]))
+        chat = Chat(catalog(OllamaBackend(Endpoint(ollama.url))), redact=Redactor(["CUDA"]))
         out = [m async for m in chat.respond("hi", [], "fault-midstream")]
-        await chat.backend.aclose()
+        await chat.catalog.aclose()
         return out[-1]
 
     final = asyncio.run(go())
@@ -134,7 +139,7 @@ def test_unexpected_failures_read_as_a_sentence_not_a_traceback():
             yield  # pragma: no cover
 
     async def go():
-        return [m async for m in Chat(Broken(), MODELS).respond("hi", [], "llama3.1:8b")]
+        return [m async for m in Chat(catalog(Broken())).respond("hi", [], "llama3.1:8b")]
 
     (final,) = asyncio.run(go())
     assert final[-1]["content"] == WARNING + (
@@ -144,15 +149,26 @@ def test_unexpected_failures_read_as_a_sentence_not_a_traceback():
 
 def test_closing_the_chat_closes_the_upstream_response(ollama):
     async def go():
-        chat = Chat(OllamaBackend(Endpoint(ollama.url)), MODELS, update_interval=0)
+        chat = Chat(catalog(OllamaBackend(Endpoint(ollama.url))), update_interval=0)
         stream = chat.respond("hi", [], "endless")
         for _ in range(3):
             await anext(stream)
         await stream.aclose()
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        await chat.backend.aclose()
+        await chat.catalog.aclose()
         return tasks
 
     ollama.reset()
     assert asyncio.run(go()) == []
     assert ollama.wait_for_disconnect("endless", timeout=5) is not None
+
+
+def test_no_backend_at_all_gives_one_sentence_saying_how_to_fix_it():
+    problem = NoBackend("No model server is available.", hint="Start Ollama with `ollama serve`.")
+
+    async def go():
+        chat = Chat(Catalog(Settings(), problem=problem))
+        return [m async for m in chat.respond("hi", [], "llama3.1:8b")]
+
+    (final,) = asyncio.run(go())
+    assert final == [{"role": "assistant", "content": WARNING + "No model server is available. Start Ollama with `ollama serve`."}]

@@ -1,0 +1,93 @@
+"""`python -m llmstream "prompt"`: stream an answer to the terminal.
+
+Tokens are printed as they arrive (the lessons' `print(..., end="", flush=True)`);
+reasoning is shown inline as `[think]...[/think]`. Errors print one sentence on stderr
+and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import TextIO
+
+from .backends import Catalog, Route, plan
+from .chat import conversation
+from .errors import BadInput, LLMStreamError
+from .settings import BACKENDS, Settings
+from .think import BracketThink, ThinkSplitter
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m llmstream", description=__doc__.splitlines()[0])
+    parser.add_argument("prompt", nargs="?", help="what to ask; read from stdin when omitted")
+    parser.add_argument("--model", "-m", help="model to use (default: the first one offered)")
+    parser.add_argument("--backend", choices=BACKENDS, help="where to run it (default: BACKEND, or auto)")
+    parser.add_argument("--system", help="system prompt (default: SYSTEM_PROMPT)")
+    return parser.parse_args(argv)
+
+
+def pick(catalog: Catalog, model: str | None) -> Route:
+    """The route for `--model`; Ollama may be asked for any model it might have."""
+    if catalog.problem is not None and not catalog.routes:
+        raise catalog.problem
+    if not model:
+        return next(iter(catalog.routes.values()))
+    if model in catalog.routes:
+        return catalog.routes[model]
+    for name, route in catalog.routes.items():
+        if name.split(" (")[0] == model:
+            return route
+    if "ollama" in catalog.backends:
+        return Route(catalog.backends["ollama"], model)
+    raise BadInput(f"The model {model!r} is not available.", hint=f"Choose one of: {', '.join(catalog.models)}.")
+
+
+async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = Settings.load({"BACKEND": args.backend, "SYSTEM_PROMPT": args.system})
+    redact = settings.redactor()
+    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    if not prompt.strip():
+        print("llmstream: the prompt is empty. Pass it as an argument or on stdin.", file=err)
+        return 2
+    catalog = Catalog.from_plan(settings, await plan(settings))
+    try:
+        route = pick(catalog, args.model)
+        splitter, render = ThinkSplitter(), BracketThink()
+        stream = route.backend.stream_chat(route.model, conversation([], prompt, settings.system_prompt))
+        try:
+            async for delta in stream:
+                if delta.thinking:
+                    out.write(render.render(True, delta.thinking))
+                for is_thinking, text in splitter.feed(delta.content) + (splitter.flush() if delta.done else []):
+                    out.write(render.render(is_thinking, text))
+                out.flush()
+        finally:
+            await stream.aclose()
+        out.write(render.close() + "\n")
+        out.flush()
+        return 0
+    except LLMStreamError as exc:
+        out.write("\n")
+        out.flush()
+        print(f"llmstream: {redact(exc.sentence())}", file=err)
+        return 1
+    finally:
+        await catalog.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return asyncio.run(run(args, sys.stdout, sys.stderr))
+    except ValueError as exc:  # a bad setting
+        print(f"llmstream: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `| head`: the reader left, which is not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

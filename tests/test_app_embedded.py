@@ -1,0 +1,68 @@
+"""End to end with no Ollama anywhere: the app falls back to the embedded engine."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from conftest import AppProcess, free_port
+from test_embedded import english_words
+
+EMBEDDED = "smollm2:135m (embedded)"
+
+
+@pytest.fixture(scope="module")
+def app():
+    process = AppProcess({"BACKEND": "auto", "OLLAMA_HOST": f"127.0.0.1:{free_port()}"})
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return app.client()
+
+
+def test_the_radio_offers_the_embedded_model_and_the_page_says_so(app, client):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/chat"]
+    assert api["parameters"][1]["type"]["enum"] == [EMBEDDED]
+    page = httpx.get(f"{app.url}/config").text
+    assert "in-process on this machine" in page and "did not answer at start-up" in page
+
+
+def test_a_streamed_english_answer(client):
+    job = client.submit("Explain what a computer is.", EMBEDDED, api_name="/chat")
+    updates = [list(u) for u in job]
+    answer = job.outputs()[-1][-1]["content"]
+    assert len(updates) >= 3
+    assert len(answer.split()) >= 8 and english_words(answer) >= 3, answer
+
+
+def test_stop_ends_generation(app, client):
+    job = client.submit("Tell me a very long story about a dragon and a knight.", EMBEDDED, api_name="/chat")
+    for n, _ in enumerate(job):
+        if n >= 2:
+            break
+    job.cancel()
+    deadline = time.monotonic() + 20
+    while "embedded generation stopped by the client" not in app.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "embedded generation stopped by the client" in app.output()
+    final = client.predict("Say hello.", EMBEDDED, api_name="/chat")
+    assert final[-1]["content"].strip()
+
+
+def test_with_no_backend_at_all_the_app_starts_and_says_how_to_fix_it(start_app):
+    port = free_port()
+    app = start_app({"BACKEND": "auto", "OLLAMA_HOST": f"127.0.0.1:{port}", "EMBEDDED_MODEL": "/nonexistent/model.gguf"})
+    final = app.client().predict("hi", None, api_name="/chat")
+    assert final == [
+        {
+            "role": "assistant",
+            "content": f"⚠️ No model server is available: Ollama at http://127.0.0.1:{port} did not answer, and "
+            "EMBEDDED_MODEL points at /nonexistent/model.gguf, which is not a file. Start Ollama with `ollama serve` "
+            "(or point OLLAMA_HOST at your server), or install the embedded engine with `pip install -r requirements.txt`.",
+        }
+    ]
