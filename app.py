@@ -14,6 +14,7 @@ import gradio as gr  # noqa: E402
 
 from llmstream.backends import Catalog, plan  # noqa: E402
 from llmstream.chat import Chat  # noqa: E402
+from llmstream import gradio_tuning  # noqa: E402
 from llmstream.secrets import install_log_redaction  # noqa: E402
 from llmstream.settings import Settings  # noqa: E402
 
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"llmstream: {exc}")
     redact = settings.redactor()
     install_log_redaction(redact)
+    gradio_tuning.apply()
     found = asyncio.run(plan(settings))
     catalog = Catalog.from_plan(settings, found)
     log.info("%s Models: %s", found.status, ", ".join(catalog.models) or "none")
@@ -101,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
         server_port=settings.server_port,
         share=settings.share,
         auth=list(settings.app_auth) or None,
+        # Gradio runs at most `max_threads` events at once across the whole app (its queue
+        # has that many worker slots), whatever each event's concurrency limit says.
+        max_threads=max(40, settings.concurrency_limit + 10),
     )
 
 

@@ -16,39 +16,52 @@ import orjson
 from .errors import StreamBroken
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20
+_loads = orjson.loads
 
 
 class NDJSONDecoder:
     """`feed(bytes) -> [objects]`, then `flush()` at the end of the stream."""
 
-    __slots__ = ("max_line_bytes", "_pending")
+    __slots__ = ("max_line_bytes", "_parts", "_size")
 
     def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self.max_line_bytes = max_line_bytes
-        self._pending = bytearray()
+        self._parts: list[bytes] = []  # an unfinished line, kept as pieces (no quadratic joins)
+        self._size = 0
 
     def feed(self, chunk: bytes) -> list[Any]:
-        end = chunk.rfind(b"\n")
+        end = chunk.find(b"\n")
+        if not self._parts and end == len(chunk) - 1:
+            # The common case: exactly one whole line (a token as the server flushed it).
+            if end > self.max_line_bytes:
+                self._too_long()
+            try:
+                return [_loads(chunk)]
+            except orjson.JSONDecodeError:
+                return [] if not chunk.strip() else [self._parse(chunk)]
         if end < 0:
-            self._pending += chunk
-            if len(self._pending) > self.max_line_bytes:
+            self._parts.append(chunk)
+            self._size += len(chunk)
+            if self._size > self.max_line_bytes:
                 self._too_long()
             return []
-        if self._pending:
-            self._pending += chunk[:end]
-            block = bytes(self._pending)
+        end = chunk.rfind(b"\n")
+        if self._parts:
+            self._parts.append(chunk[:end])
+            block = b"".join(self._parts)
         else:
             block = chunk[:end]
-        self._pending = bytearray(chunk[end + 1 :])
-        if len(self._pending) > self.max_line_bytes:
+        rest = chunk[end + 1 :]
+        self._parts = [rest] if rest else []
+        self._size = len(rest)
+        if self._size > self.max_line_bytes:
             self._too_long()
-        if len(block) <= self.max_line_bytes and b"\n" not in block:
-            return [self._parse(block)] if block.strip() else []
         return [self._parse(line) for line in block.split(b"\n") if line.strip()]
 
     def flush(self) -> list[Any]:
         """Decode a last line that had no newline; an unfinished value is an error."""
-        rest, self._pending = bytes(self._pending), bytearray()
+        rest = b"".join(self._parts)
+        self._parts, self._size = [], 0
         if not rest.strip():
             return []
         try:
@@ -63,7 +76,7 @@ class NDJSONDecoder:
         if len(line) > self.max_line_bytes:
             self._too_long()
         try:
-            return orjson.loads(line)
+            return _loads(line)
         except orjson.JSONDecodeError:
             snippet = line[:60].decode("utf-8", "replace")
             raise StreamBroken(
@@ -72,7 +85,7 @@ class NDJSONDecoder:
             ) from None
 
     def _too_long(self) -> None:
-        self._pending = bytearray()
+        self._parts, self._size = [], 0
         raise StreamBroken(
             f"The server sent a line longer than {self.max_line_bytes} bytes.",
             hint="Raise MAX_LINE_BYTES if that is expected.",

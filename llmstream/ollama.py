@@ -8,6 +8,7 @@ the server by its display URL, never by its credentials.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -114,13 +115,15 @@ class OllamaBackend:
                 if response.status_code >= 400:
                     await response.aread()
                     raise self._status_error(response, model)
-                async for chunk in response.aiter_raw():
+                chunks = response.aiter_raw()
+                async for chunk in chunks:
                     delta, error = _delta(decoder.feed(chunk))
                     if delta is not None:
                         yield delta
                     if error is not None:
                         raise error
                     if delta is not None and delta.done:
+                        await _drain(chunks)
                         return
                 delta, error = _delta(decoder.flush())
                 if delta is not None:
@@ -188,6 +191,16 @@ class OllamaBackend:
                 hint="Check the server's log; trying again may help.",
             )
         return ServerError(f"The Ollama server at {self.url} refused the request ({status}){said}.", status=status)
+
+
+async def _drain(chunks: AsyncIterator[bytes], seconds: float = 1.0) -> None:
+    """Read the end of a finished response so its connection can be reused."""
+    try:
+        async with asyncio.timeout(seconds):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass  # the connection is closed instead of reused; nothing is lost
 
 
 def _delta(parts: list[Any]) -> tuple[Delta | None, LLMStreamError | None]:

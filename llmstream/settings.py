@@ -209,7 +209,7 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 300.0
     concurrency_limit: int = 100
-    update_interval: float = 0.05
+    update_interval: float = 0.025
     app_auth: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     share: bool = False
     server_name: str = "127.0.0.1"
@@ -240,7 +240,7 @@ class Settings:
             connect_timeout=_number(source, "CONNECT_TIMEOUT", 5.0, float, 0.1),
             read_timeout=_number(source, "READ_TIMEOUT", 300.0, float, 0.1),
             concurrency_limit=int(_number(source, "CONCURRENCY_LIMIT", 100, int, 1)),
-            update_interval=_number(source, "UPDATE_INTERVAL", 0.05, float, 0),
+            update_interval=_number(source, "UPDATE_INTERVAL", 0.025, float, 0),
             app_auth=tuple(parse_pairs(source.get("APP_AUTH") or "")),
             share=parse_bool(source.get("GRADIO_SHARE")),
             server_name=source.get("GRADIO_SERVER_NAME") or "127.0.0.1",

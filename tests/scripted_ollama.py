@@ -7,6 +7,9 @@ picks the behaviour:
 - a recorded model (`llama3.1:8b`, `deepseek-r1:8b`, `gpt-oss:20b`, `qwen3:8b`) replays a
   real transcript from `tests/transcripts`, token by token;
 - `endless` streams until the client goes away, and records the disconnect;
+- `bench` streams the tokens ` t0`, ` t1`, ... on a schedule read from the last user
+  message (`id=NAME tokens=T rate=R`), and records when it sent each one, for the
+  load benchmark's latency measurement (`GET /_scripted/sent`);
 - `fault-*` models fail in one way each (see `FAULTS`);
 - any other name is a 404 "model not found", as Ollama answers.
 
@@ -92,6 +95,12 @@ def _done(model: str, tokens: int = 11) -> dict[str, Any]:
     }
 
 
+def _bench_params(body: dict[str, Any]) -> dict[str, Any]:
+    text = next((m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
+    fields = dict(item.split("=", 1) for item in text.split() if "=" in item)
+    return {"id": fields.get("id", "anon"), "tokens": int(fields.get("tokens", 100)), "rate": float(fields.get("rate", 50))}
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
@@ -113,6 +122,7 @@ class ScriptedOllama:
     disconnects: list[dict[str, Any]] = field(default_factory=list)
     open_streams: int = 0
     max_open_streams: int = 0
+    sent: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -228,15 +238,19 @@ class ScriptedOllama:
             with self._lock:
                 log = {"requests": list(self.requests), "disconnects": list(self.disconnects)}
             return await self._respond(writer, 200, log)
+        if path == "/_scripted/sent":
+            with self._lock:
+                sent = dict(self.sent)
+            return await self._respond(writer, 200, sent)
         if path == "/api/version":
             return await self._respond(writer, 200, {"version": "0.12.0-scripted"})
         if not self._authorized(headers):
             return await self._respond(writer, 401, {"error": "unauthorized"})
         if path == "/api/tags":
-            names = [*RECORDED, "endless", *FAULTS]
+            names = [*RECORDED, "endless", "bench", *FAULTS]
             return await self._respond(writer, 200, {"models": [{"name": n, "model": n, "size": 1} for n in names]})
         model = body.get("model", "") if isinstance(body, dict) else ""
-        known = model in RECORDED or model in FAULTS or model == "endless"
+        known = model in RECORDED or model in FAULTS or model in ("endless", "bench")
         if path in ("/api/show", "/api/chat") and not known:
             return await self._respond(writer, 404, {"error": f'model "{model}" not found, try pulling it first'})
         if path == "/api/show":
@@ -273,6 +287,20 @@ class ScriptedOllama:
                 if done:
                     raise Disconnected
 
+            if model == "bench":
+                params = _bench_params(body)
+                times = self.sent.setdefault(params["id"], [])
+                start = time.monotonic()
+                for i in range(params["tokens"]):
+                    delay = start + i / params["rate"] - time.monotonic()
+                    if delay > 0:
+                        await pause(delay)
+                    await send(_dumps(_line(model, content=f" t{i}")))
+                    times.append(time.time())
+                await send(_dumps(_done(model, params["tokens"])))
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                return True
             if model == "endless":
                 n = 0
                 while True:
@@ -319,6 +347,8 @@ class ScriptedOllama:
         finally:
             self.open_streams -= 1
             watcher.cancel()
+            # Wait for the cancelled read to let go of the reader before the next request.
+            await asyncio.gather(watcher, return_exceptions=True)
 
 
 def main() -> None:
