@@ -73,12 +73,8 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
     return demo
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = Settings.load(parse_args(argv))
-    except ValueError as exc:
-        sys.exit(f"llmstream: {exc}")
+def create(settings: Settings) -> tuple[gr.Blocks, Chat]:
+    """Decide the backends and build the page: everything `launch` needs."""
     redact = settings.redactor()
     install_log_redaction(redact)
     gradio_tuning.apply()
@@ -94,10 +90,15 @@ def main(argv: list[str] | None = None) -> None:
         update_interval=settings.update_interval,
         redact=redact,
     )
-    for warning in settings.launch_warnings():
-        print(warning, file=sys.stderr, flush=True)
     demo = build(settings, chat, found.status)
     demo.queue(default_concurrency_limit=settings.concurrency_limit)
+    gradio_tuning.freeze_startup_objects()
+    return demo, chat
+
+
+def launch(demo: gr.Blocks, settings: Settings, **kwargs: object) -> None:
+    for warning in settings.launch_warnings():
+        print(warning, file=sys.stderr, flush=True)
     demo.launch(
         server_name=settings.server_name,
         server_port=settings.server_port,
@@ -106,7 +107,20 @@ def main(argv: list[str] | None = None) -> None:
         # Gradio runs at most `max_threads` events at once across the whole app (its queue
         # has that many worker slots), whatever each event's concurrency limit says.
         max_threads=max(40, settings.concurrency_limit + 10),
+        # Gradio keeps per-session state (about 40 KB each) for this many sessions.
+        state_session_capacity=settings.session_capacity,
+        **kwargs,
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.load(parse_args(argv))
+    except ValueError as exc:
+        sys.exit(f"llmstream: {exc}")
+    demo, _ = create(settings)
+    launch(demo, settings)
 
 
 if __name__ == "__main__":

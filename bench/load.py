@@ -207,6 +207,10 @@ async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Sc
                     by_second.setdefault(int(times[j] - t0), []).append(arrived - times[j])
                 previous = n
         print("p99 by second:", {k: round(1000 * pct(v, 0.99)) for k, v in sorted(by_second.items())})
+        tail_lat = [seen[-1][0] - sent[uid][-1] for uid, seen in arrivals.items() if seen and sent.get(uid)]
+        if os.environ.get("BENCH_DUMP"):
+            Path(os.environ["BENCH_DUMP"]).write_text(json.dumps({"sent": sent, "arrivals": arrivals}))
+        print("last token latency p50/p99 ms:", round(1000 * pct(tail_lat, 0.5)), round(1000 * pct(tail_lat, 0.99)))
         print("first tokens (s):", sorted(round(x, 2) for x in result.first_tokens), "missing", result.missing_first)
     return result
 

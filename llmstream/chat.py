@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 
 WARNING = "⚠️ "
 THINKING_TITLE = "Thinking"
-MAX_INTERVAL = 0.25
-PER_STREAM = 0.002
+MAX_INTERVAL = 0.2
+PER_STREAM = 0.0015
 READ_AHEAD = 0.005
 
 
@@ -139,7 +139,7 @@ class _Flow:
     """Counts streams in flight so the update interval can grow with the load.
 
     Each update costs Gradio roughly the same CPU however much text it carries, so with
-    many streams the interval grows (2 ms per stream in flight, up to `MAX_INTERVAL`) and
+    many streams the interval grows (1.5 ms per stream in flight, up to `MAX_INTERVAL`) and
     the app keeps up instead of falling behind.
     """
 
@@ -189,20 +189,24 @@ async def replies(
     splitter = ThinkSplitter()
     task = asyncio.create_task(produce())
     _Flow.active += 1
-    last = -1e9
+    due = -1e9  # when the next update may go out
     dirty = False
     try:
         while True:
             if dirty:
-                interval = _Flow.interval(update_interval)
-                wait = last + interval - loop.time()
-                if wait <= 0:
-                    last, dirty = loop.time(), False
-                    next_read = last + interval - min(READ_AHEAD, interval / 4)
+                now = loop.time()
+                if now >= due:
+                    # Keep this stream's own rhythm: the next update is due one interval after
+                    # this one was due, not after it went out. Streams delayed by a burst then
+                    # don't all fall into step, which would make every later burst bigger.
+                    interval = _Flow.interval(update_interval)
+                    due = max(due + interval, now + interval / 2)
+                    next_read = due - min(READ_AHEAD, interval / 4)
+                    dirty = False
                     yield reply
                     continue
                 try:
-                    async with asyncio.timeout(wait):
+                    async with asyncio.timeout(due - now):
                         item = await queue.get()
                 except TimeoutError:
                     continue

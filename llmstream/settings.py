@@ -210,6 +210,7 @@ class Settings:
     read_timeout: float = 300.0
     concurrency_limit: int = 100
     update_interval: float = 0.025
+    session_capacity: int = 2000
     app_auth: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     share: bool = False
     server_name: str = "127.0.0.1"
@@ -241,6 +242,7 @@ class Settings:
             read_timeout=_number(source, "READ_TIMEOUT", 300.0, float, 0.1),
             concurrency_limit=int(_number(source, "CONCURRENCY_LIMIT", 100, int, 1)),
             update_interval=_number(source, "UPDATE_INTERVAL", 0.025, float, 0),
+            session_capacity=int(_number(source, "SESSION_CAPACITY", 2000, int, 1)),
             app_auth=tuple(parse_pairs(source.get("APP_AUTH") or "")),
             share=parse_bool(source.get("GRADIO_SHARE")),
             server_name=source.get("GRADIO_SERVER_NAME") or "127.0.0.1",

@@ -11,7 +11,8 @@ picks the behaviour:
   message (`id=NAME tokens=T rate=R`), and records when it sent each one, for the
   load benchmark's latency measurement (`GET /_scripted/sent`);
 - `fault-*` models fail in one way each (see `FAULTS`);
-- any other name is a 404 "model not found", as Ollama answers.
+- any other name is a 404 "model not found", as Ollama answers; `gone:7b` is listed by
+  `/api/tags` but answers 404 too (a model removed after the list was read).
 
 Every request and every client disconnect is recorded, in memory and at
 `GET /_scripted/log`, so a test in another process can check what was sent and that
@@ -122,6 +123,7 @@ class ScriptedOllama:
     disconnects: list[dict[str, Any]] = field(default_factory=list)
     open_streams: int = 0
     max_open_streams: int = 0
+    connections: int = 0
     sent: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -196,6 +198,7 @@ class ScriptedOllama:
 
     # -- HTTP -------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -208,9 +211,10 @@ class ScriptedOllama:
                 keep = await self._handle(method, target.split("?")[0], headers, body, reader, writer)
                 if not keep or headers.get("connection", "").lower() == "close":
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, Disconnected):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, Disconnected, asyncio.CancelledError):
+            pass  # the client left, or the server is shutting down
         finally:
+            self.connections -= 1
             writer.close()
 
     async def _respond(self, writer: asyncio.StreamWriter, status: int, obj: Any) -> bool:
@@ -247,7 +251,7 @@ class ScriptedOllama:
         if not self._authorized(headers):
             return await self._respond(writer, 401, {"error": "unauthorized"})
         if path == "/api/tags":
-            names = [*RECORDED, "endless", "bench", *FAULTS]
+            names = [*RECORDED, "endless", "bench", "gone:7b", *FAULTS]
             return await self._respond(writer, 200, {"models": [{"name": n, "model": n, "size": 1} for n in names]})
         model = body.get("model", "") if isinstance(body, dict) else ""
         known = model in RECORDED or model in FAULTS or model in ("endless", "bench")
