@@ -34,6 +34,7 @@ class Delta:
     thinking: str = ""
     done: bool = False
     stats: Stats | None = None
+    pieces: int = 0  # stream parts carrying text: a token count when the server gives none
 
 
 class Backend(Protocol):

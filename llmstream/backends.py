@@ -1,13 +1,14 @@
 """Which backends serve the chat, and which backend and model each radio choice means.
 
-`BACKEND=auto` probes Ollama briefly at start-up and falls back to the embedded engine
-when nothing answers; `ollama` and `embedded` force one. The probe runs on a throwaway
+`BACKEND=auto` probes the configured servers briefly at start-up and falls back to the
+embedded engine when none answers; a list (`ollama,openai`) forces those. The probe runs on a throwaway
 client in a loop of its own (start-up happens before Gradio's loop exists); the live
 backends are built afterwards and first used on the serving loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ from .backend import Backend
 from .embedded import EmbeddedBackend, display_name, unavailable_reason
 from .errors import NoBackend
 from .models import offered_models
+from .settings import DEFAULT_MODELS
 from .ollama import OllamaBackend
+from .openai import OpenAIBackend
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,48 +51,100 @@ def make_embedded(settings: Settings) -> EmbeddedBackend:
     )
 
 
+def make_openai(settings: Settings) -> OpenAIBackend:
+    assert settings.openai_url
+    return OpenAIBackend(
+        settings.openai_url,
+        settings.openai_key,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_event_bytes=settings.max_line_bytes,
+        max_connections=settings.concurrency_limit,
+    )
+
+
+SERVERS = {"ollama": make_ollama, "openai": make_openai}
+
+
+def _where(settings: Settings, kind: str) -> str:
+    if kind == "ollama":
+        return f"Ollama at {settings.ollama.url}"
+    if kind == "openai":
+        return f"the OpenAI-compatible server at {settings.openai_url}"
+    return f"{display_name(settings.embedded_model)} in-process on this machine's CPU"
+
+
+def _join(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 @dataclass
 class Plan:
-    """What start-up found: the backends to run, the server's models, what to tell people."""
+    """What start-up found: the backends to run, the servers' models, what to tell people."""
 
     kinds: list[str]
-    ollama_models: list[str] | None = None
+    models: dict[str, list[str] | None] = field(default_factory=dict)
     status: str = ""
     problem: NoBackend | None = None
 
 
 async def plan(settings: Settings) -> Plan:
-    """Decide the backends; ask Ollama for its models if it is one of them."""
-    url = settings.ollama.url
-    embedded_problem = unavailable_reason(settings.embedded_model)
-    if settings.backend == "embedded":
-        if embedded_problem:
-            return Plan([], status="No backend is running.", problem=NoBackend(f"BACKEND=embedded, but {embedded_problem}."))
-        return Plan(["embedded"], status=_embedded_status(settings))
-    probe = make_ollama(settings)
+    """Decide the backends; ask each server for its models.
+
+    `auto`: every configured server that answers a short probe (Ollama is always
+    configured, by default on 127.0.0.1; the OpenAI-compatible one when OPENAI_BASE_URL
+    is set), else the embedded engine. A list: exactly those, used even when a server is
+    down at start-up (its chats then say what is wrong).
+    """
+    wanted = settings.backend
+    servers = [k for k in (wanted or ("ollama", "openai")) if k in SERVERS]
+    notes: list[str] = []
+    if "openai" in servers and not settings.openai_url:
+        servers.remove("openai")
+        if wanted:
+            notes.append("BACKEND includes openai, but OPENAI_BASE_URL is not set.")
+    probes = {kind: SERVERS[kind](settings) for kind in servers}
+    found = Plan([])
+    silent: list[str] = []
     try:
-        answers = await probe.ping(min(settings.connect_timeout, PROBE_SECONDS))
-        if settings.backend == "ollama" or answers:
+        timeout = min(settings.connect_timeout, PROBE_SECONDS)
+        answers = await asyncio.gather(*(probe.ping(timeout) for probe in probes.values()))
+        for (kind, probe), answered in zip(probes.items(), answers):
+            if not (answered or wanted):
+                silent.append(_where(settings, kind))
+                continue
+            found.kinds.append(kind)
             try:
-                models = await probe.list_models()
-                return Plan(["ollama"], models, f"Streaming from Ollama at {url}.")
+                found.models[kind] = await probe.list_models()
             except Exception as exc:  # the app still starts; each chat then says what is wrong
-                sentence = getattr(exc, "message", type(exc).__name__)
-                return Plan(["ollama"], None, f"Ollama at {url} did not list its models at start-up: {sentence}")
+                found.models[kind] = None
+                notes.append(f"{_where(settings, kind)} did not list its models at start-up: {getattr(exc, 'message', type(exc).__name__)}")
     finally:
-        await probe.aclose()
-    if embedded_problem:
-        problem = NoBackend(
-            f"No model server is available: Ollama at {url} did not answer, and {embedded_problem}.",
-            hint="Start Ollama with `ollama serve` (or point OLLAMA_HOST at your server), "
-            "or install the embedded engine with `pip install -r requirements.txt`.",
-        )
-        return Plan([], status="No backend is running.", problem=problem)
-    return Plan(["embedded"], status=f"{_embedded_status(settings)} Ollama at {url} did not answer at start-up.")
-
-
-def _embedded_status(settings: Settings) -> str:
-    return f"Running {display_name(settings.embedded_model)} in-process on this machine's CPU."
+        for probe in probes.values():
+            await probe.aclose()
+    embedded_problem = unavailable_reason(settings.embedded_model)
+    if "embedded" in wanted or (not wanted and not found.kinds):
+        if embedded_problem is None:
+            found.kinds.append("embedded")
+        elif wanted:
+            notes.append(f"BACKEND includes embedded, but {embedded_problem}.")
+    if silent:
+        notes.append(f"{_join(silent)} did not answer at start-up.")
+    if not found.kinds:
+        if wanted:
+            found.problem = NoBackend("No backend is available: " + " ".join(notes))
+        else:
+            found.problem = NoBackend(
+                f"No model server is available: {_join(silent)} did not answer, and {embedded_problem}.",
+                hint="Start Ollama with `ollama serve` (or point OLLAMA_HOST at your server), "
+                "or install the embedded engine with `pip install -r requirements.txt`.",
+            )
+        found.status = "No backend is running."
+        return found
+    serving = [_where(settings, kind) for kind in found.kinds]
+    verb = "Running" if found.kinds == ["embedded"] else "Streaming from"
+    found.status = " ".join([f"{verb} {_join(serving)}.", *notes])
+    return found
 
 
 @dataclass
@@ -105,33 +160,39 @@ class Catalog:
     def from_plan(cls, settings: Settings, found: Plan) -> Catalog:
         catalog = cls(settings, problem=found.problem)
         for kind in found.kinds:
-            catalog.backends[kind] = make_ollama(settings) if kind == "ollama" else make_embedded(settings)
-        catalog._route(found.ollama_models)
+            catalog.backends[kind] = make_embedded(settings) if kind == "embedded" else SERVERS[kind](settings)
+        catalog._route(found.models)
         return catalog
 
     @property
     def models(self) -> list[str]:
         return list(self.routes)
 
-    def _route(self, ollama_models: Sequence[str] | None) -> None:
+    def _route(self, listed: dict[str, list[str] | None]) -> None:
+        """Each choice names its model; with several backends, where it runs too."""
+        several = len(self.backends) > 1
         routes: dict[str, Route] = {}
         for kind, backend in self.backends.items():
-            if kind == "ollama":
-                for name in offered_models(ollama_models, self.settings.models):
-                    routes[name] = Route(backend, name)
-            elif isinstance(backend, EmbeddedBackend):
+            if isinstance(backend, EmbeddedBackend):
                 routes[backend.model_name] = Route(backend, backend.model_name)
+                continue
+            fallback = DEFAULT_MODELS if kind == "ollama" else ()
+            for name in offered_models(listed.get(kind), self.settings.models, fallback):
+                routes[f"{name} ({kind})" if several else name] = Route(backend, name)
         self.routes = routes
 
     async def refresh(self) -> None:
-        """Ask Ollama again for its models (a page load), keeping the old list on failure."""
-        ollama = self.backends.get("ollama")
-        if ollama is None:
-            return
-        try:
-            self._route(await ollama.list_models())
-        except Exception as exc:
-            log.info("could not refresh the model list: %s", getattr(exc, "message", type(exc).__name__))
+        """Ask the servers again for their models (a page load), keeping a list that fails."""
+        listed: dict[str, list[str] | None] = {}
+        for kind, backend in self.backends.items():
+            if isinstance(backend, EmbeddedBackend):
+                continue
+            try:
+                listed[kind] = await backend.list_models()
+            except Exception as exc:
+                log.info("could not refresh the models of %s: %s", kind, getattr(exc, "message", type(exc).__name__))
+                listed[kind] = [r.model for r in self.routes.values() if r.backend is backend]
+        self._route(listed)
 
     async def aclose(self) -> None:
         for backend in self.backends.values():

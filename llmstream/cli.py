@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m llmstream", description=__doc__.splitlines()[0])
     parser.add_argument("prompt", nargs="?", help="what to ask; read from stdin when omitted")
     parser.add_argument("--model", "-m", help="model to use (default: the first one offered)")
-    parser.add_argument("--backend", choices=BACKENDS, help="where to run it (default: BACKEND, or auto)")
+    parser.add_argument("--backend", help=f"auto, or a comma-separated list of {', '.join(BACKENDS)} (default: BACKEND, or auto)")
     parser.add_argument("--system", help="system prompt (default: SYSTEM_PROMPT)")
     return parser.parse_args(argv)
 

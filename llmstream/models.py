@@ -11,11 +11,13 @@ def _base(name: str) -> str:
     return name[: -len(":latest")] if name.endswith(":latest") else name
 
 
-def offered_models(available: Sequence[str] | None, wanted: Sequence[str] = ()) -> list[str]:
+def offered_models(
+    available: Sequence[str] | None, wanted: Sequence[str] = (), fallback: Sequence[str] = DEFAULT_MODELS
+) -> list[str]:
     """The radio's choices.
 
     `available` is what the server lists (None when it could not be asked). `wanted` is
-    the `MODELS` setting. A name without a tag matches its `:latest` tag. When none of
+    the `MODELS` setting; `fallback` is offered when neither says anything. A name without a tag matches its `:latest` tag. When none of
     the wanted models is on the server, they are offered anyway, so a chat says which
     one to pull rather than the radio being empty.
 
@@ -33,7 +35,7 @@ def offered_models(available: Sequence[str] | None, wanted: Sequence[str] = ()) 
     ['llama3.1:8b', 'deepseek-r1:8b']
     """
     if available is None or not available:
-        return list(wanted or DEFAULT_MODELS)
+        return list(wanted or fallback)
     if not wanted:
         return list(dict.fromkeys(available))
     by_base = {_base(name): name for name in available}

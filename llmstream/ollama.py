@@ -226,8 +226,10 @@ def _delta(parts: list[Any]) -> tuple[Delta | None, LLMStreamError | None]:
         if message:
             if text := message.get("content"):
                 content.append(text)
+                delta.pieces += 1
             if text := message.get("thinking"):
                 thinking.append(text)
+                delta.pieces += 1
         if part.get("done"):
             delta.done = True
             delta.stats = _stats(part)

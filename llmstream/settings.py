@@ -183,21 +183,51 @@ def _number(source: Source, name: str, default: float, kind: type = float, minim
     return value
 
 
-BACKENDS = ("auto", "ollama", "embedded")
+BACKENDS = ("ollama", "openai", "embedded")
 
 
-def parse_backend(value: str | None) -> str:
+def parse_backend(value: str | None) -> tuple[str, ...]:
+    """`auto` (the empty tuple) or a comma-separated list of backends.
+
+    >>> parse_backend(None), parse_backend("auto"), parse_backend("openai, Ollama")
+    ((), (), ('openai', 'ollama'))
+    """
     choice = (value or "auto").strip().lower()
-    if choice not in BACKENDS:
-        raise ValueError(f"BACKEND must be one of {', '.join(BACKENDS)}, not {value!r}")
-    return choice
+    if choice == "auto":
+        return ()
+    kinds = tuple(dict.fromkeys(k.strip() for k in choice.split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in BACKENDS]
+    if unknown or not kinds:
+        raise ValueError(f"BACKEND must be auto or a comma-separated list of {', '.join(BACKENDS)}, not {value!r}")
+    return kinds
+
+
+def parse_base_url(value: str | None) -> str | None:
+    """`OPENAI_BASE_URL`: an http(s) URL, kept as given less a trailing slash.
+
+    >>> parse_base_url("http://127.0.0.1:8000/v1/"), parse_base_url(""), parse_base_url("localhost:1234/v1")
+    ('http://127.0.0.1:8000/v1', None, 'http://localhost:1234/v1')
+    """
+    value = (value or "").strip()
+    if not value:
+        return None
+    if "://" not in value:
+        value = "http://" + value
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"OPENAI_BASE_URL must be an http(s) URL such as http://127.0.0.1:8000/v1, not {value!r}")
+    if parts.username is not None:
+        raise ValueError("OPENAI_BASE_URL must not carry credentials; put the key in OPENAI_API_KEY")
+    return value.rstrip("/")
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the app and the core, resolved once at start-up."""
 
-    backend: str = "auto"
+    backend: tuple[str, ...] = ()  # () is auto
+    openai_url: str | None = None
+    openai_key: Secret | None = None
     embedded_model: str | None = None
     embedded_max_tokens: int = 512
     embedded_context: int = 4096
@@ -230,6 +260,8 @@ class Settings:
         api_key = source.get("OLLAMA_API_KEY")
         return cls(
             backend=parse_backend(source.get("BACKEND")),
+            openai_url=parse_base_url(source.get("OPENAI_BASE_URL")),
+            openai_key=Secret(key) if (key := (source.get("OPENAI_API_KEY") or "").strip()) else None,
             embedded_model=(source.get("EMBEDDED_MODEL") or "").strip() or None,
             embedded_max_tokens=int(_number(source, "EMBEDDED_MAX_TOKENS", 512, int, 1)),
             embedded_context=int(_number(source, "EMBEDDED_CONTEXT", 4096, int, 256)),
@@ -260,6 +292,8 @@ class Settings:
 
     def redactor(self) -> Redactor:
         secrets = self.ollama.secrets()
+        if self.openai_key:
+            secrets.append(self.openai_key.reveal())
         for user, password in self.app_auth:
             secrets += [password, *basic_auth_forms(user, password)]
         return Redactor(secrets)

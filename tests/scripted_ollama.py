@@ -1,7 +1,9 @@
-"""A scripted Ollama server for tests: real HTTP on 127.0.0.1, NDJSON over chunked encoding.
+"""A scripted LLM server for tests: real HTTP on 127.0.0.1, streamed with chunked encoding.
 
 It speaks the parts of Ollama's API the app uses (`/api/version`, `/api/tags`,
-`/api/show`, `/api/chat`) and can produce every case the app must handle. The model name
+`/api/show`, `/api/chat`: NDJSON) and of the OpenAI-compatible API (`/v1/models`,
+`/v1/chat/completions`: Server-Sent Events), and can produce every case the app must
+handle in both. The model name
 picks the behaviour:
 
 - a recorded model (`llama3.1:8b`, `deepseek-r1:8b`, `gpt-oss:20b`, `qwen3:8b`) replays a
@@ -50,13 +52,20 @@ FAULTS = {
     "fault-disconnect": "streams a few tokens, then drops the connection",
     "fault-stall": "streams a few tokens, then sends nothing until the client leaves",
     "fault-slowstart": "waits `slow_start` seconds before the first token, then answers",
+    "fault-429": "answers 429 (rate limited) with a Retry-After header",
 }
 
 PREFIX = ["Sure", "!", " Here", " is", " the", " start"]
+MODEL_NAMES = [*RECORDED, "endless", "bench", "gone:7b", *FAULTS]
+# OpenAI flavour only: gpt-oss's recording with its reasoning as `delta.reasoning_content`
+# (as `gpt-oss:20b` also does there) or as `delta.reasoning`.
+OPENAI_ONLY = ["reasoning-content", "reasoning-field", "no-usage"]  # no-usage: llama3.1:8b, ignoring include_usage
 
 
 def chat_lines(model: str) -> list[dict[str, Any]]:
     """A recorded `/api/generate` transcript as `/api/chat` lines."""
+    if model in OPENAI_ONLY:
+        model = "llama3.1:8b" if model == "no-usage" else "gpt-oss:20b"
     name, _ = RECORDED.get(model, (None, None))
     if name is None:  # qwen3: a reasoning model that streams inline tags under `think`
         return [_line(model, content=t) for t in ["<think>", "\n", "Short", " question", ".", "\n", "</think>", "\n\n", "Hello", " there", "!"]] + [_done(model)]
@@ -217,11 +226,12 @@ class ScriptedOllama:
             self.connections -= 1
             writer.close()
 
-    async def _respond(self, writer: asyncio.StreamWriter, status: int, obj: Any) -> bool:
+    async def _respond(self, writer: asyncio.StreamWriter, status: int, obj: Any, headers: dict[str, str] | None = None) -> bool:
         data = json.dumps(obj).encode()
-        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}[status]
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}[status]
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         writer.write(
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra}\r\n".encode()
             + data
         )
         await writer.drain()
@@ -251,28 +261,39 @@ class ScriptedOllama:
         if not self._authorized(headers):
             return await self._respond(writer, 401, {"error": "unauthorized"})
         if path == "/api/tags":
-            names = [*RECORDED, "endless", "bench", "gone:7b", *FAULTS]
-            return await self._respond(writer, 200, {"models": [{"name": n, "model": n, "size": 1} for n in names]})
+            return await self._respond(writer, 200, {"models": [{"name": n, "model": n, "size": 1} for n in MODEL_NAMES]})
+        if path == "/v1/models":
+            return await self._respond(writer, 200, {"object": "list", "data": [{"id": n, "object": "model"} for n in MODEL_NAMES + OPENAI_ONLY]})
         model = body.get("model", "") if isinstance(body, dict) else ""
         known = model in RECORDED or model in FAULTS or model in ("endless", "bench")
+        if path == "/v1/chat/completions":
+            if not (known or model in OPENAI_ONLY):
+                return await self._respond(writer, 404, {"error": {"message": f"The model `{model}` does not exist.", "code": "model_not_found"}})
+            usage = bool((body.get("stream_options") or {}).get("include_usage")) and model != "no-usage"
+            return await self._chat(model, body, reader, writer, Framing(model, sse=True, usage=usage))
         if path in ("/api/show", "/api/chat") and not known:
             return await self._respond(writer, 404, {"error": f'model "{model}" not found, try pulling it first'})
         if path == "/api/show":
             caps = RECORDED.get(model, (None, ["completion"]))[1]
             return await self._respond(writer, 200, {"capabilities": caps, "details": {"family": "scripted"}})
         if path == "/api/chat":
-            return await self._chat(model, body, reader, writer)
+            return await self._chat(model, body, reader, writer, Framing(model))
         return await self._respond(writer, 404, {"error": "404 page not found"})
 
-    async def _chat(self, model: str, body: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        caps = RECORDED.get(model, (None, ["completion"]))[1]
-        if body.get("think") and "thinking" not in caps:
-            return await self._respond(writer, 400, {"error": f'"{model}" does not support thinking'})
+    async def _chat(
+        self, model: str, body: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frame: Framing
+    ) -> bool:
+        if not frame.sse:
+            caps = RECORDED.get(model, (None, ["completion"]))[1]
+            if body.get("think") and "thinking" not in caps:
+                return await self._respond(writer, 400, {"error": f'"{model}" does not support thinking'})
         if model == "fault-500":
-            return await self._respond(writer, 500, {"error": "llama runner process has terminated: signal: killed"})
+            return await self._respond(writer, 500, frame.error_body("llama runner process has terminated: signal: killed"))
         if model == "fault-400":
-            return await self._respond(writer, 400, {"error": "invalid options"})
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n")
+            return await self._respond(writer, 400, frame.error_body("invalid options"))
+        if model == "fault-429":
+            return await self._respond(writer, 429, frame.error_body("Rate limit reached for requests"), {"Retry-After": "7"})
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % frame.content_type)
         watcher = asyncio.ensure_future(reader.read(1))  # the client sends nothing more unless it leaves
         self.open_streams += 1
         self.max_open_streams = max(self.max_open_streams, self.open_streams)
@@ -291,6 +312,12 @@ class ScriptedOllama:
                 if done:
                     raise Disconnected
 
+            async def finish(tokens: int, recorded: dict[str, Any] | None = None) -> bool:
+                await send(frame.done(tokens, recorded))
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                return True
+
             if model == "bench":
                 params = _bench_params(body)
                 times = self.sent.setdefault(params["id"], [])
@@ -299,36 +326,30 @@ class ScriptedOllama:
                     delay = start + i / params["rate"] - time.monotonic()
                     if delay > 0:
                         await pause(delay)
-                    await send(_dumps(_line(model, content=f" t{i}")))
+                    await send(frame.token(f" t{i}"))
                     times.append(time.time())
-                await send(_dumps(_done(model, params["tokens"])))
-                writer.write(b"0\r\n\r\n")
-                await writer.drain()
-                return True
+                return await finish(params["tokens"])
             if model == "endless":
                 n = 0
                 while True:
-                    await send(_dumps(_line(model, content=f" word{n}")))
+                    await send(frame.token(f" word{n}"))
                     n += 1
                     await pause(self.token_delay)
             if model.startswith("fault-"):
                 if model == "fault-slowstart":
                     await pause(self.slow_start)
                     for token in PREFIX:
-                        await send(_dumps(_line(model, content=token)))
-                    await send(_dumps(_done(model, len(PREFIX))))
-                    writer.write(b"0\r\n\r\n")
-                    await writer.drain()
-                    return True
+                        await send(frame.token(token))
+                    return await finish(len(PREFIX))
                 for token in PREFIX:
-                    await send(_dumps(_line(model, content=token)))
+                    await send(frame.token(token))
                     await pause(self.token_delay)
                 if model == "fault-midstream":
-                    await send(_dumps({"error": "an error was encountered while running the model: CUDA error: out of memory"}))
+                    await send(frame.error("an error was encountered while running the model: CUDA error: out of memory"))
                 elif model == "fault-garbage":
-                    await send(b"<html><body>502 Bad Gateway</body></html>\n")
+                    await send(frame.garbage())
                 elif model == "fault-oversized":
-                    await send(_dumps(_line(model, content="x" * (1_100_000))))
+                    await send(frame.token("x" * 1_100_000))
                 elif model == "fault-disconnect":
                     writer.transport.abort()
                     return False
@@ -337,13 +358,15 @@ class ScriptedOllama:
                 writer.write(b"0\r\n\r\n")  # fault-truncated and the rest: a clean end, no done
                 await writer.drain()
                 return True
+            count = 0
             for line in chat_lines(model):
-                await send(_dumps(line))
-                if not line.get("done"):
-                    await pause(self.token_delay)
-            writer.write(b"0\r\n\r\n")
-            await writer.drain()
-            return True
+                if line.get("done"):
+                    return await finish(line.get("eval_count") or count, line)
+                message = line["message"]
+                await send(frame.token(message.get("content", ""), message.get("thinking")))
+                count += 1
+                await pause(self.token_delay)
+            return await finish(count)
         except (Disconnected, ConnectionError):
             with self._lock:
                 self.disconnects.append({"model": model, "after_lines": sent, "at": time.time()})
@@ -353,6 +376,52 @@ class ScriptedOllama:
             watcher.cancel()
             # Wait for the cancelled read to let go of the reader before the next request.
             await asyncio.gather(watcher, return_exceptions=True)
+
+
+class Framing:
+    """Ollama's NDJSON lines, or an OpenAI-compatible server's Server-Sent Events."""
+
+    def __init__(self, model: str, sse: bool = False, usage: bool = True) -> None:
+        self.model = model
+        self.sse = sse
+        self.usage = usage
+        self.content_type = b"text/event-stream" if sse else b"application/x-ndjson"
+        self.reasoning_key = "reasoning" if model == "reasoning-field" else "reasoning_content"
+
+    def _event(self, obj: Any) -> bytes:
+        return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    def token(self, content: str, thinking: str | None = None) -> bytes:
+        if not self.sse:
+            return _dumps(_line(self.model, content=content, thinking=thinking))
+        delta: dict[str, Any] = {"content": content}
+        if thinking:
+            delta = {"content": None, self.reasoning_key: thinking}
+        return self._event(self._chunk(delta))
+
+    def done(self, tokens: int, recorded: dict[str, Any] | None = None) -> bytes:
+        if not self.sse:
+            return _dumps(recorded or _done(self.model, tokens))
+        out = self._event(self._chunk({}, "stop"))
+        if self.usage:
+            out += self._event({"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "choices": [],
+                                "usage": {"prompt_tokens": 9, "completion_tokens": tokens, "total_tokens": tokens + 9}})
+        return out + b"data: [DONE]\n\n"
+
+    def error(self, message: str) -> bytes:
+        if not self.sse:
+            return _dumps({"error": message})
+        return self._event({"error": {"message": message, "type": "server_error"}})
+
+    def error_body(self, message: str) -> dict[str, Any]:
+        return {"error": {"message": message, "type": "invalid_request_error"}} if self.sse else {"error": message}
+
+    def garbage(self) -> bytes:
+        return b"data: <html><body>502 Bad Gateway</body></html>\n\n" if self.sse else b"<html><body>502 Bad Gateway</body></html>\n"
 
 
 def main() -> None:

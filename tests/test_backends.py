@@ -25,7 +25,7 @@ def found(**env):
 
 def test_auto_uses_ollama_when_it_answers(ollama):
     result = found(OLLAMA_HOST=ollama.url)
-    assert result.kinds == ["ollama"] and "llama3.1:8b" in result.ollama_models
+    assert result.kinds == ["ollama"] and "llama3.1:8b" in result.models["ollama"]
     assert result.status == f"Streaming from Ollama at {ollama.url}." and result.problem is None
 
 
@@ -53,7 +53,7 @@ def test_the_probe_is_short_when_a_server_accepts_but_never_answers():
 def test_forced_ollama_is_used_even_when_down():
     port = free_port()
     result = found(OLLAMA_HOST=f"127.0.0.1:{port}", BACKEND="ollama")
-    assert result.kinds == ["ollama"] and result.ollama_models is None
+    assert result.kinds == ["ollama"] and result.models["ollama"] is None
     catalog = Catalog.from_plan(settings(BACKEND="ollama"), result)
     assert catalog.models == ["llama3.1:8b", "deepseek-r1:8b"]
     assert isinstance(catalog.routes["llama3.1:8b"].backend, OllamaBackend)
@@ -92,5 +92,5 @@ def test_refresh_picks_up_the_servers_models(ollama):
 
 
 def test_unknown_backend_setting_is_a_clear_error():
-    with pytest.raises(ValueError, match="BACKEND must be one of auto, ollama, embedded"):
+    with pytest.raises(ValueError, match="BACKEND must be auto or a comma-separated list of ollama, openai, embedded"):
         settings(BACKEND="vllm")

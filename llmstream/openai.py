@@ -1,0 +1,230 @@
+"""The OpenAI-compatible backend: `GET {base}/models` and streaming `POST {base}/chat/completions`.
+
+vLLM, TGI, LM Studio, llama.cpp's server and hosted routers all speak this. The stream is
+Server-Sent Events ending in `data: [DONE]`, decoded by our SSE decoder one network read
+at a time. Reasoning arrives as `delta.reasoning_content`, `delta.reasoning`, or inline
+`<think>` tags in `delta.content` (the chat generator splits those). We ask for usage
+(`stream_options.include_usage`) and cope with servers that ignore it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from .backend import Delta, Message, Stats
+from .errors import AuthFailed, LLMStreamError, ModelNotFound, ServerError, Stalled, StreamBroken, Unreachable
+from .ndjson import DEFAULT_MAX_LINE_BYTES
+from .secrets import Secret
+from .sse import SSEDecoder
+
+log = logging.getLogger(__name__)
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 300.0,
+        max_event_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = base_url.rstrip("/")
+        self.read_timeout = read_timeout
+        self.max_event_bytes = max_event_bytes
+        headers = {"Accept": "text/event-stream"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key.reveal()}"
+        self._client = httpx.AsyncClient(
+            base_url=self.url + "/",
+            headers=headers,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+            trust_env=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend({self.url!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """Whether the server answers at all (any HTTP status counts)."""
+        try:
+            await self._client.get("models", timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    async def list_models(self) -> list[str]:
+        try:
+            response = await self._client.get("models")
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status_code >= 400:
+            raise self._status_error(response, None)
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise StreamBroken(f"{self.url}/models answered with something that is not JSON.") from None
+        items = data.get("data", []) if isinstance(data, dict) else []
+        return [m["id"] for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+    async def stream_chat(self, model: str, messages: Sequence[Message]) -> AsyncIterator[Delta]:
+        body = {
+            "model": model,
+            "messages": list(messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        decoder = SSEDecoder(self.max_event_bytes)
+        usage: dict[str, Any] | None = None
+        try:
+            async with self._client.stream(
+                "POST", "chat/completions", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._status_error(response, model)
+                async for chunk in response.aiter_raw():
+                    delta, error, finished, usage = _delta(decoder.feed_data(chunk), usage)
+                    if finished:
+                        delta = delta or Delta()
+                        delta.done = True
+                        delta.stats = _stats(usage)
+                    if delta is not None:
+                        yield delta
+                    if error is not None:
+                        raise error
+                    if finished:
+                        return
+                raise StreamBroken(
+                    "The answer was cut off: the server closed the stream before it finished.",
+                    hint="The server may have restarted or run out of memory; try again.",
+                )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+
+    def _transport_error(self, exc: httpx.HTTPError) -> LLMStreamError:
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return Unreachable(
+                f"Can't reach the OpenAI-compatible server at {self.url}.",
+                hint="Is it running? Check OPENAI_BASE_URL (it usually ends in /v1).",
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return Stalled(
+                f"The server at {self.url} sent nothing for {self.read_timeout:g} seconds.",
+                hint="It may be overloaded or still loading the model; try again, or raise READ_TIMEOUT.",
+            )
+        return StreamBroken(
+            f"The connection to the server at {self.url} broke before the answer was complete.",
+            hint="The server may have restarted; try again.",
+        )
+
+    def _status_error(self, response: httpx.Response, model: str | None) -> LLMStreamError:
+        status = response.status_code
+        detail = _error_message(response.content)
+        said = f": {detail}" if detail else ""
+        if status in (401, 403):
+            return AuthFailed(
+                f"The server at {self.url} refused our API key ({status}).",
+                hint="Check OPENAI_API_KEY.",
+            )
+        if status == 404 and model:
+            return ModelNotFound(
+                f"The server at {self.url} does not serve the model {model}{said}.",
+                hint="Pick another model, or check the name your server expects.",
+            )
+        if status == 429:
+            retry = response.headers.get("retry-after")
+            wait = f" It asks to wait {retry} seconds before trying again." if retry and retry.strip().isdigit() else ""
+            return ServerError(
+                f"The server at {self.url} is rate limiting us (429){said}.{wait}",
+                status=status,
+                hint="Try again in a moment.",
+            )
+        if status >= 500:
+            return ServerError(
+                f"The server at {self.url} had an internal error ({status}){said}.",
+                status=status,
+                hint="Check the server's log; trying again may help.",
+            )
+        return ServerError(f"The server at {self.url} refused the request ({status}){said}.", status=status)
+
+
+def _delta(
+    events: list[bytes], usage: dict[str, Any] | None
+) -> tuple[Delta | None, LLMStreamError | None, bool, dict[str, Any] | None]:
+    """Merge the events of one network read: (delta, error, finished, usage)."""
+    content: list[str] = []
+    thinking: list[str] = []
+    pieces = 0
+    error: LLMStreamError | None = None
+    finished = False
+    for data in events:
+        if data == b"[DONE]":
+            finished = True
+            break
+        try:
+            part = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            snippet = data[:60].decode("utf-8", "replace")
+            error = StreamBroken(f"The server sent an event that is not JSON ({snippet!r}).")
+            break
+        if not isinstance(part, dict):
+            error = StreamBroken("The server sent an event that is not a JSON object.")
+            break
+        if part.get("error"):
+            error = ServerError(f"The model stopped with an error: {_text(part['error'])}.")
+            break
+        if part.get("usage"):
+            usage = part["usage"]
+        for choice in part.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if text := delta.get("content"):
+                content.append(text)
+                pieces += 1
+            if text := delta.get("reasoning_content") or delta.get("reasoning"):
+                thinking.append(text)
+                pieces += 1
+    if not (content or thinking):
+        return None, error, finished, usage
+    return Delta("".join(content), "".join(thinking), pieces=pieces), error, finished, usage
+
+
+def _stats(usage: dict[str, Any] | None) -> Stats:
+    tokens = (usage or {}).get("completion_tokens")
+    return Stats(tokens=tokens if isinstance(tokens, int) else None)
+
+
+def _error_message(body: bytes) -> str | None:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return _text(text) if text and len(text) < 300 and "<" not in text else None
+    if isinstance(data, dict) and data.get("error"):
+        return _text(data["error"])
+    if isinstance(data, dict) and isinstance(data.get("detail"), str):
+        return _text(data["detail"])
+    return None
+
+
+def _text(value: object, limit: int = 300) -> str:
+    if isinstance(value, dict):
+        value = value.get("message") or value.get("type") or value
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = " ".join(text.split()).rstrip(".")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
