@@ -68,6 +68,7 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
             api_name="chat",
             concurrency_limit=settings.concurrency_limit,
             fill_height=True,
+            save_history=True,  # conversations live in the browser and survive a reload
         )
         demo.load(refresh, inputs=[model], outputs=[model], api_visibility="private", queue=False)
     return demo

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .backend import Delta, Message, Stats
 from .errors import BadInput, LLMStreamError
 from .secrets import Redactor
+from .stats import Meter
 from .think import ThinkSplitter
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 WARNING = "⚠️ "
 THINKING_TITLE = "Thinking"
+LOADING = "Loading the model or reading the prompt…"
 MAX_INTERVAL = 0.2
 PER_STREAM = 0.0015
 READ_AHEAD = 0.005
@@ -42,15 +44,15 @@ class Reply:
 
     content: str = ""
     thinking: str = ""
-    started: float = field(default_factory=time.monotonic)
-    first_token_at: float | None = None
     thinking_started: float | None = None
     thinking_seconds: float | None = None
     error: str | None = None
     done: bool = False
     stats: Stats | None = None
+    meter: Meter = field(default_factory=Meter)
 
     def add(self, delta: Delta, splitter: ThinkSplitter, now: float) -> None:
+        self.meter.add(delta, now)
         if delta.thinking:
             self._think(delta.thinking, now)
         if delta.content:
@@ -67,12 +69,9 @@ class Reply:
     def _think(self, text: str, now: float) -> None:
         if self.thinking_started is None:
             self.thinking_started = now
-            self.first_token_at = self.first_token_at or now
         self.thinking += text
 
     def _answer(self, text: str, now: float) -> None:
-        if self.first_token_at is None:
-            self.first_token_at = now
         if self.thinking_started is not None and self.thinking_seconds is None and text.strip():
             self.thinking_seconds = now - self.thinking_started
         self.content += text
@@ -82,9 +81,16 @@ class Reply:
         if self.thinking_started is not None and self.thinking_seconds is None:
             self.thinking_seconds = now - self.thinking_started
 
-    def messages(self) -> list[dict[str, Any]]:
-        """Gradio-style message dicts: the Thinking section, the answer, an error note."""
+    def messages(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Gradio-style message dicts: the Thinking section, the answer, then the figures
+        or an error note; before the first token, a note that the model is getting ready."""
         out: list[dict[str, Any]] = []
+        if self.meter.first_token_at is None and not self.done and not self.error:
+            waited = (now if now is not None else time.monotonic()) - self.meter.started
+            metadata: dict[str, Any] = {"title": LOADING, "status": "pending"}
+            if waited >= 1:
+                metadata["log"] = f"{waited:.0f} s"
+            return [{"role": "assistant", "content": "", "metadata": metadata}]
         thinking = self.thinking.strip()
         if thinking:
             metadata: dict[str, Any] = {"title": THINKING_TITLE}
@@ -99,6 +105,8 @@ class Reply:
             out.append({"role": "assistant", "content": content})
         if self.error:
             out.append({"role": "assistant", "content": WARNING + self.error})
+        elif self.done and self.meter.ended is not None:
+            out.append({"role": "assistant", "content": "", "metadata": {"title": self.meter.line(), "status": "done"}})
         return out
 
 
@@ -207,6 +215,14 @@ async def replies(
                     continue
                 try:
                     async with asyncio.timeout(due - now):
+                        item = await queue.get()
+                except TimeoutError:
+                    continue
+            elif reply.meter.first_token_at is None:
+                # Until the first token: show the waiting note at once, then once a second.
+                yield reply
+                try:
+                    async with asyncio.timeout(1.0):
                         item = await queue.get()
                 except TimeoutError:
                     continue

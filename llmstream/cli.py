@@ -11,12 +11,14 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from typing import TextIO
 
 from .backends import Catalog, Route, plan
 from .chat import conversation
 from .errors import BadInput, LLMStreamError
 from .settings import BACKENDS, Settings
+from .stats import Meter
 from .think import BracketThink, ThinkSplitter
 
 
@@ -26,6 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", "-m", help="model to use (default: the first one offered)")
     parser.add_argument("--backend", help=f"auto, or a comma-separated list of {', '.join(BACKENDS)} (default: BACKEND, or auto)")
     parser.add_argument("--system", help="system prompt (default: SYSTEM_PROMPT)")
+    parser.add_argument("--stats", action="store_true", help="print tokens, tokens/s and time to first token on stderr")
     return parser.parse_args(argv)
 
 
@@ -55,10 +58,11 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     catalog = Catalog.from_plan(settings, await plan(settings))
     try:
         route = pick(catalog, args.model)
-        splitter, render = ThinkSplitter(), BracketThink()
+        splitter, render, meter = ThinkSplitter(), BracketThink(), Meter()
         stream = route.backend.stream_chat(route.model, conversation([], prompt, settings.system_prompt))
         try:
             async for delta in stream:
+                meter.add(delta, time.monotonic())
                 if delta.thinking:
                     out.write(render.render(True, delta.thinking))
                 for is_thinking, text in splitter.feed(delta.content) + (splitter.flush() if delta.done else []):
@@ -68,6 +72,8 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             await stream.aclose()
         out.write(render.close() + "\n")
         out.flush()
+        if args.stats:
+            print(meter.line(), file=err)
         return 0
     except LLMStreamError as exc:
         out.write("\n")

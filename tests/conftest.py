@@ -95,3 +95,16 @@ def start_app() -> Iterator:
     yield start
     for app in apps:
         app.stop()
+
+
+def plain(messages) -> list[dict]:
+    """The messages a person reads as the conversation: no Thinking, figures or waiting notes."""
+    return [m for m in messages or [] if not m.get("metadata")]
+
+
+STATS_LINE = r"^\d+ tokens? · [\d.]+ tok/s · first token [\d.]+ s$"
+
+
+def figures(messages) -> list[str]:
+    """The titles of metadata messages other than Thinking: the stats line, a waiting note."""
+    return [m["metadata"]["title"] for m in messages or [] if m.get("metadata") and m["metadata"].get("title") != "Thinking"]

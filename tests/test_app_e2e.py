@@ -7,6 +7,7 @@ is produced by picking a model on the radio (see `scripted_ollama.FAULTS`).
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import AppProcess, free_port
+from conftest import STATS_LINE, AppProcess, figures, free_port, plain
 from scripted_ollama import ScriptedOllama
 
 WARNING = "⚠️ "
@@ -51,9 +52,13 @@ def test_streams_the_answer_in_several_updates(client, ollama):
     ollama.reset()
     updates, final = stream(client, "Describe a rabbit in 3 words", "llama3.1:8b")
     assert len(updates) > 3
-    texts = [u[-1]["content"] for u in updates if u]
+    texts = ["".join(m["content"] for m in plain(u)) for u in updates]
     assert all(b.startswith(a) for a, b in zip(texts, texts[1:]))
-    assert final == [{"role": "assistant", "content": "A rabbit is a small mammal known for its long ears and fluffy fur. It is an agile creature that can hop around quickly and dig underground burrows."}]
+    assert plain(final) == [{"role": "assistant", "content": "A rabbit is a small mammal known for its long ears and fluffy fur. It is an agile creature that can hop around quickly and dig underground burrows."}]
+    (line,) = figures(final)
+    # the server's own figures from the recording: eval_count, eval_duration, load + prompt_eval_duration
+    assert re.match(STATS_LINE, line) and line == "33 tokens · 18.3 tok/s · first token 4.48 s", line
+    assert figures(updates[0]) == ["Loading the model or reading the prompt…"]
     (sent,) = ollama.chats()
     assert sent["messages"] == [
         {"role": "system", "content": "Answer briefly."},
@@ -64,7 +69,7 @@ def test_streams_the_answer_in_several_updates(client, ollama):
 @pytest.mark.parametrize("model", ["gpt-oss:20b", "deepseek-r1:8b"])
 def test_thinking_is_separated_from_the_answer(client, model):
     updates, final = stream(client, "Describe a rabbit in 3 words", model)
-    thinking, answer = final
+    thinking, answer = final[0], plain(final)[0]
     assert thinking["metadata"]["title"] == "Thinking" and thinking["metadata"]["status"] == "done"
     assert thinking["metadata"]["duration"] >= 0 and thinking["content"]
     assert "<think>" not in answer["content"] and "</think>" not in answer["content"] and answer["content"]
@@ -91,14 +96,17 @@ def test_each_error_reads_as_one_sentence_and_the_app_keeps_serving(client, app,
     assert "Traceback" not in final[-1]["content"]
     if partial:
         assert final[0] == {"role": "assistant", "content": "Sure! Here is the start"}
+    assert figures(final) == []  # no figures for a failed answer
     _, after = stream(client, "hi", "qwen3:8b")
-    assert after[-1]["content"] == "Hello there!"
+    assert plain(after)[-1]["content"] == "Hello there!"
     assert "Traceback" not in app.output()
 
 
 def test_slow_first_token_within_the_read_timeout(client):
-    _, final = stream(client, "hi", "fault-slowstart")
-    assert final == [{"role": "assistant", "content": "Sure! Here is the start"}]
+    updates, final = stream(client, "hi", "fault-slowstart")
+    assert plain(final) == [{"role": "assistant", "content": "Sure! Here is the start"}]
+    waiting = [u for u in updates if figures(u) and figures(u)[0].startswith("Loading the model")]
+    assert waiting and any(u[0]["metadata"].get("log") == "1 s" for u in waiting), waiting
 
 
 def test_unknown_model_is_refused_and_nothing_is_sent(client, ollama):
@@ -194,7 +202,7 @@ def test_credentials_are_used_and_never_leak(start_app, how):
         app = start_app(env)
         client = app.client()
         updates, final = stream(client, "hi", "qwen3:8b")
-        assert final[-1]["content"] == "Hello there!"
+        assert plain(final)[-1]["content"] == "Hello there!"
         _, failed = stream(client, "hi", "fault-500")
         seen = json.dumps([updates, final, failed, client.view_api(return_format="dict", print_info=False)])
         seen += httpx.get(f"{app.url}/config").text + httpx.get(app.url).text
@@ -220,7 +228,7 @@ def test_wrong_credentials_give_the_credentials_sentence(start_app):
 def test_login_in_front_of_the_app(start_app, ollama):
     app = start_app({"OLLAMA_HOST": ollama.url}, ["--auth", "bob:letmein-42,carol:other-pass"])
     _, final = stream(app.client(auth=("bob", "letmein-42")), "hi", "qwen3:8b")
-    assert final[-1]["content"] == "Hello there!"
+    assert plain(final)[-1]["content"] == "Hello there!"
     with pytest.raises(Exception):
         app.client(auth=("bob", "wrong"))
     assert httpx.post(f"{app.url}/gradio_api/queue/join", json={}).status_code in (401, 403)

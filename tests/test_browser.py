@@ -7,7 +7,9 @@ screenshot is saved to `artifacts/browser.png`.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -36,7 +38,7 @@ def server():
 def page(server):
     from playwright.sync_api import sync_playwright
 
-    app = AppProcess({"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "llama3.1:8b,gpt-oss:20b,endless"})
+    app = AppProcess({"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "llama3.1:8b,gpt-oss:20b,endless,fault-slowstart"})
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1100, "height": 900})
@@ -56,8 +58,9 @@ def send(page, model: str, text: str) -> None:
 
 
 def last_answer(page) -> str:
-    bots = page.locator(".message.bot")
-    return bots.last.inner_text() if bots.count() else ""
+    """The text of the last bot turn (Gradio groups an answer's messages in one row)."""
+    rows = page.locator(".message-row.bot-row")
+    return rows.last.inner_text() if rows.count() else ""
 
 
 def watch(page, until, timeout: float = 15.0) -> list[str]:
@@ -102,3 +105,39 @@ def test_stop_stops_a_long_answer(page, server):
     before = last_answer(page)
     time.sleep(1.0)
     assert last_answer(page) == before
+
+
+STATS = re.compile(r"\d+ tokens · [\d.]+ tok/s · first token [\d.]+ s")
+
+
+def test_waiting_note_then_figures(page):
+    send(page, "fault-slowstart", "Are you there?")
+    page.get_by_text("Loading the model or reading the prompt").last.wait_for(timeout=10000)
+    snapshots = watch(page, lambda text: bool(STATS.search(text)))
+    assert STATS.search(snapshots[-1]), snapshots[-1]
+    assert "Sure! Here is the start" in snapshots[-1]
+
+
+def test_a_reload_keeps_the_chat_and_the_next_turn_sends_no_thinking(page, server):
+    page.get_by_role("button", name="New chat").click()
+    send(page, "gpt-oss:20b", "Three words for a rabbit, please")
+    watch(page, lambda text: bool(STATS.search(text)), timeout=20)
+    saved = page.get_by_text("Three words for a rabbit, please")
+    deadline = time.monotonic() + 10
+    while saved.count() < 2 and time.monotonic() < deadline:  # the chat's bubble and the saved entry
+        time.sleep(0.1)
+    page.reload()
+    page.locator("textarea").first.wait_for()
+    assert "soft, swift, fluffy" not in last_answer(page)
+    page.get_by_text("Three words for a rabbit, please").first.click()  # the saved conversation
+    watch(page, lambda text: "soft, swift, fluffy" in text, timeout=10)
+    assert "soft, swift, fluffy" in last_answer(page)
+    server.reset()
+    before = last_answer(page)
+    send(page, "llama3.1:8b", "And a cat?")
+    watch(page, lambda text: text != before and bool(STATS.search(text)), timeout=20)
+    (request,) = server.chats()
+    sent = json.dumps(request["messages"])
+    assert "We need to respond" not in sent and "tok/s" not in sent and "Loading the model" not in sent
+    assert [m["role"] for m in request["messages"]] == ["user", "assistant", "user"]
+    assert "soft, swift, fluffy" in request["messages"][1]["content"]

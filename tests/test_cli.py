@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
-from conftest import ROOT, free_port
+from conftest import ROOT, STATS_LINE, free_port
 from test_embedded import english_words
 
 
@@ -55,3 +56,12 @@ def test_unknown_model_and_empty_prompt():
     assert done.returncode == 1 and "The model 'gpt-5' is not available. Choose one of: smollm2:135m (embedded)." in done.stderr
     done = cli("   ", "--backend", "embedded")
     assert done.returncode == 2 and "prompt is empty" in done.stderr
+
+
+def test_openai_backend_and_stats(ollama):
+    done = cli("hi", "--backend", "openai", "--model", "reasoning-field", "--stats", env={"OPENAI_BASE_URL": ollama.url + "/v1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[think]We need") and "[/think]" in done.stdout
+    assert re.match(STATS_LINE, done.stderr.strip()), done.stderr
+    done = cli("hi", "-m", "qwen3:8b", "--stats", env={"OLLAMA_HOST": ollama.url})
+    assert done.stderr.strip() == "11 tokens · 44.0 tok/s · first token 0.15 s"
