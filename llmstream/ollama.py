@@ -22,10 +22,9 @@ from .errors import (
     LLMStreamError,
     ModelNotFound,
     ServerError,
-    Stalled,
     StreamBroken,
-    Unreachable,
 )
+from .http_errors import cut_off, server_text, status_error, transport_error
 from .ndjson import DEFAULT_MAX_LINE_BYTES, NDJSONDecoder
 from .settings import Endpoint
 
@@ -132,10 +131,7 @@ class OllamaBackend:
                     raise error
                 if delta is not None and delta.done:
                     return
-                raise StreamBroken(
-                    "The answer was cut off: the server closed the stream before it finished.",
-                    hint="The server may have restarted or run out of memory; try again.",
-                )
+                raise cut_off()
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
 
@@ -149,19 +145,11 @@ class OllamaBackend:
         return response
 
     def _transport_error(self, exc: httpx.HTTPError) -> LLMStreamError:
-        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-            return Unreachable(
-                f"Can't reach the Ollama server at {self.url}.",
-                hint="Is it running? Start it with `ollama serve`, or point OLLAMA_HOST at your server.",
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return Stalled(
-                f"The Ollama server at {self.url} sent nothing for {self.read_timeout:g} seconds.",
-                hint="It may be overloaded or still loading a large model; try again, or raise READ_TIMEOUT.",
-            )
-        return StreamBroken(
-            f"The connection to the Ollama server at {self.url} broke before the answer was complete.",
-            hint="The server may have restarted; try again.",
+        return transport_error(
+            exc,
+            f"the Ollama server at {self.url}",
+            self.read_timeout,
+            "Is it running? Start it with `ollama serve`, or point OLLAMA_HOST at your server.",
         )
 
     def _status_error(self, response: httpx.Response, model: str | None) -> LLMStreamError:
@@ -183,14 +171,7 @@ class OllamaBackend:
                 status=status,
                 hint="Is OLLAMA_HOST pointing at an Ollama server?",
             )
-        said = f": {detail}" if detail else ""
-        if status >= 500:
-            return ServerError(
-                f"The Ollama server at {self.url} had an internal error ({status}){said}.",
-                status=status,
-                hint="Check the server's log; trying again may help.",
-            )
-        return ServerError(f"The Ollama server at {self.url} refused the request ({status}){said}.", status=status)
+        return status_error(status, f"the Ollama server at {self.url}", detail)
 
 
 async def _drain(chunks: AsyncIterator[bytes], seconds: float = 1.0) -> None:
@@ -220,7 +201,7 @@ def _delta(parts: list[Any]) -> tuple[Delta | None, LLMStreamError | None]:
             error = StreamBroken("The server sent a message that is not a JSON object.")
             break
         if "error" in part:
-            error = ServerError(f"The model stopped with an error: {_text(part['error'])}.")
+            error = ServerError(f"The model stopped with an error: {server_text(part['error'])}.")
             break
         message = part.get("message")
         if message:
@@ -271,11 +252,7 @@ def _server_message(response: httpx.Response) -> str | None:
     except orjson.JSONDecodeError:
         return None
     if isinstance(data, dict) and "error" in data:
-        return _text(data["error"])
+        return server_text(data["error"])
     return None
 
 
-def _text(value: object, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    text = " ".join(text.split()).rstrip(".")
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -17,7 +17,8 @@ import httpx
 import orjson
 
 from .backend import Delta, Message, Stats
-from .errors import AuthFailed, LLMStreamError, ModelNotFound, ServerError, Stalled, StreamBroken, Unreachable
+from .errors import AuthFailed, LLMStreamError, ModelNotFound, ServerError, StreamBroken
+from .http_errors import cut_off, server_text, status_error, transport_error
 from .ndjson import DEFAULT_MAX_LINE_BYTES
 from .secrets import Secret
 from .sse import SSEDecoder
@@ -110,27 +111,16 @@ class OpenAIBackend:
                         raise error
                     if finished:
                         return
-                raise StreamBroken(
-                    "The answer was cut off: the server closed the stream before it finished.",
-                    hint="The server may have restarted or run out of memory; try again.",
-                )
+                raise cut_off()
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
 
     def _transport_error(self, exc: httpx.HTTPError) -> LLMStreamError:
-        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-            return Unreachable(
-                f"Can't reach the OpenAI-compatible server at {self.url}.",
-                hint="Is it running? Check OPENAI_BASE_URL (it usually ends in /v1).",
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return Stalled(
-                f"The server at {self.url} sent nothing for {self.read_timeout:g} seconds.",
-                hint="It may be overloaded or still loading the model; try again, or raise READ_TIMEOUT.",
-            )
-        return StreamBroken(
-            f"The connection to the server at {self.url} broke before the answer was complete.",
-            hint="The server may have restarted; try again.",
+        return transport_error(
+            exc,
+            f"the OpenAI-compatible server at {self.url}",
+            self.read_timeout,
+            "Is it running? Check OPENAI_BASE_URL (it usually ends in /v1).",
         )
 
     def _status_error(self, response: httpx.Response, model: str | None) -> LLMStreamError:
@@ -155,13 +145,7 @@ class OpenAIBackend:
                 status=status,
                 hint="Try again in a moment.",
             )
-        if status >= 500:
-            return ServerError(
-                f"The server at {self.url} had an internal error ({status}){said}.",
-                status=status,
-                hint="Check the server's log; trying again may help.",
-            )
-        return ServerError(f"The server at {self.url} refused the request ({status}){said}.", status=status)
+        return status_error(status, f"the server at {self.url}", detail)
 
 
 def _delta(
@@ -187,7 +171,7 @@ def _delta(
             error = StreamBroken("The server sent an event that is not a JSON object.")
             break
         if part.get("error"):
-            error = ServerError(f"The model stopped with an error: {_text(part['error'])}.")
+            error = ServerError(f"The model stopped with an error: {server_text(part['error'])}.")
             break
         if part.get("usage"):
             usage = part["usage"]
@@ -214,17 +198,11 @@ def _error_message(body: bytes) -> str | None:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", "replace").strip()
-        return _text(text) if text and len(text) < 300 and "<" not in text else None
+        return server_text(text) if text and len(text) < 300 and "<" not in text else None
     if isinstance(data, dict) and data.get("error"):
-        return _text(data["error"])
+        return server_text(data["error"])
     if isinstance(data, dict) and isinstance(data.get("detail"), str):
-        return _text(data["detail"])
+        return server_text(data["detail"])
     return None
 
 
-def _text(value: object, limit: int = 300) -> str:
-    if isinstance(value, dict):
-        value = value.get("message") or value.get("type") or value
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    text = " ".join(text.split()).rstrip(".")
-    return text if len(text) <= limit else text[: limit - 1] + "…"

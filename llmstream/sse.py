@@ -44,15 +44,7 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[Event]:
         if not chunk:
             return []
-        if (
-            chunk[-2:] == b"\n\n"
-            and chunk[:6] == b"data: "
-            and not (self._pending or self._after_cr or self._data or self._event)
-            and chunk.find(b"\n") == len(chunk) - 2
-            and b"\r" not in chunk
-            and len(chunk) <= self.max_event_bytes
-        ):
-            # The common case: one whole one-line event (a token as the server flushed it).
+        if self._single(chunk):
             self._retry = None
             return [Event(chunk[6:-2].decode("utf-8", "replace"), "message", self.last_event_id)]
         if self._after_cr:  # the CR that ended the last read's line may be half of a CRLF
@@ -88,16 +80,20 @@ class SSEDecoder:
 
         The same decoding as `feed`, minus an `Event` and a str per event on the fast path.
         """
-        if (
+        if self._single(chunk):
+            return [chunk[6:-2]]
+        return [event.data.encode() for event in self.feed(chunk)]
+
+    def _single(self, chunk: bytes) -> bool:
+        """The common case: one whole one-line `data:` event (a token as the server flushed it)."""
+        return (
             chunk[-2:] == b"\n\n"
             and chunk[:6] == b"data: "
             and not (self._pending or self._after_cr or self._data or self._event)
             and chunk.find(b"\n") == len(chunk) - 2
             and b"\r" not in chunk
             and len(chunk) <= self.max_event_bytes
-        ):
-            return [chunk[6:-2]]
-        return [event.data.encode() for event in self.feed(chunk)]
+        )
 
     def flush(self) -> list[Event]:
         """The spec drops an event that was not ended by a blank line; so do we."""

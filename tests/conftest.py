@@ -108,3 +108,10 @@ STATS_LINE = r"^\d+ tokens? · [\d.]+ tok/s · first token [\d.]+ s$"
 def figures(messages) -> list[str]:
     """The titles of metadata messages other than Thinking: the stats line, a waiting note."""
     return [m["metadata"]["title"] for m in messages or [] if m.get("metadata") and m["metadata"].get("title") != "Thinking"]
+
+
+def split_at(data, cuts: list[int]) -> list:
+    """`data` cut at the given offsets (taken modulo its length): hypothesis picks them."""
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    edges = [0, *points, len(data)]
+    return [data[a:b] for a, b in zip(edges, edges[1:])]

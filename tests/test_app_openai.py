@@ -19,6 +19,7 @@ from llmstream.chat import Chat
 from llmstream.embedded import default_model_path
 from llmstream.openai import OpenAIBackend
 from llmstream.settings import Settings
+from scripted_ollama import ScriptedOllama
 from test_embedded import english_words
 
 WARNING = "⚠️ "
@@ -120,3 +121,35 @@ def test_llama_cpp_server_with_a_wrong_key(start_app, llama_server):
     assert final[-1]["content"].startswith(WARNING) and "refused our API key (401)" in final[-1]["content"]
     assert "OPENAI_API_KEY" in final[-1]["content"]
     assert "sk-wrong-" not in json.dumps(final) + app.output()
+
+
+@pytest.mark.parametrize(
+    ("model", "words", "partial"),
+    [
+        ("fault-429", "is rate limiting us (429): Rate limit reached for requests. It asks to wait 7 seconds", False),
+        ("fault-500", "had an internal error (500)", False),
+        ("fault-midstream", "The model stopped with an error", True),
+        ("fault-truncated", "The answer was cut off", True),
+        ("fault-stall", "sent nothing for 2 seconds", True),
+        ("gone:7b", "does not serve the model gone:7b", False),
+    ],
+)
+def test_openai_faults_read_the_same_through_the_app(openai_app, model, words, partial):
+    _, final = stream(openai_app.client(), "hi", model)
+    assert final[-1]["content"].startswith(WARNING) and words in final[-1]["content"], final
+    if partial:
+        assert plain(final)[0] == {"role": "assistant", "content": "Sure! Here is the start"}
+    assert figures(final) == []
+
+
+@pytest.fixture(scope="module")
+def openai_app():
+    server = ScriptedOllama(auth=KEY).start()
+    app = AppProcess(
+        {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": KEY, "BACKEND": "openai", "READ_TIMEOUT": "2",
+         "MODELS": "fault-429,fault-500,fault-midstream,fault-truncated,fault-stall,gone:7b"}
+    )
+    yield app
+    assert KEY not in app.output()
+    app.stop()
+    server.stop()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import TRANSCRIPTS
+from conftest import TRANSCRIPTS, split_at
 from llmstream.errors import StreamBroken
 from llmstream.ndjson import NDJSONDecoder
 
@@ -22,12 +22,6 @@ def decode(chunks, max_line_bytes=1 << 20):
     for chunk in chunks:
         out += decoder.feed(chunk)
     return out + decoder.flush()
-
-
-def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:])]
 
 
 def expected(data: bytes) -> list:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import time
 import uuid
 from pathlib import Path
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import split_at
 from llmstream.errors import StreamBroken
 from llmstream.sse import SSEDecoder
 
@@ -27,12 +28,6 @@ def decode(chunks, **kwargs):
     for chunk in chunks:
         out += decoder.feed(chunk)
     return out + decoder.flush()
-
-
-def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:])]
 
 
 def test_openai_stream():
