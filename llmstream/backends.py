@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from .backend import Backend
 from .embedded import EmbeddedBackend, display_name, unavailable_reason
-from .errors import NoBackend
+from .errors import LLMStreamError, NoBackend
 from .models import offered_models
 from .settings import DEFAULT_MODELS
 from .ollama import OllamaBackend
@@ -85,7 +85,8 @@ class Plan:
     kinds: list[str]
     models: dict[str, list[str] | None] = field(default_factory=dict)
     status: str = ""
-    problem: NoBackend | None = None
+    problem: LLMStreamError | None = None
+    listing_errors: list[LLMStreamError] = field(default_factory=list)
 
 
 async def plan(settings: Settings) -> Plan:
@@ -118,6 +119,8 @@ async def plan(settings: Settings) -> Plan:
                 found.models[kind] = await probe.list_models()
             except Exception as exc:  # the app still starts; each chat then says what is wrong
                 found.models[kind] = None
+                if isinstance(exc, LLMStreamError):
+                    found.listing_errors.append(exc)
                 notes.append(f"{_where(settings, kind)} did not list its models at start-up: {getattr(exc, 'message', type(exc).__name__)}")
     finally:
         for probe in probes.values():
@@ -154,7 +157,7 @@ class Catalog:
     settings: Settings
     backends: dict[str, Backend] = field(default_factory=dict)
     routes: dict[str, Route] = field(default_factory=dict)
-    problem: NoBackend | None = None
+    problem: LLMStreamError | None = None
 
     @classmethod
     def from_plan(cls, settings: Settings, found: Plan) -> Catalog:
@@ -162,6 +165,10 @@ class Catalog:
         for kind in found.kinds:
             catalog.backends[kind] = make_embedded(settings) if kind == "embedded" else SERVERS[kind](settings)
         catalog._route(found.models)
+        if not catalog.routes and found.listing_errors and catalog.problem is None:
+            # Nothing to offer because a server refused to list its models (a wrong key,
+            # say): every chat then says that, rather than "no model is selected".
+            catalog.problem = found.listing_errors[0]
         return catalog
 
     @property

@@ -153,3 +153,9 @@ def openai_app():
     assert KEY not in app.output()
     app.stop()
     server.stop()
+
+
+def test_a_wrong_key_and_no_models_setting_still_says_it_is_the_key(start_app, llama_server):
+    app = start_app({"OPENAI_BASE_URL": llama_server, "OPENAI_API_KEY": "sk-wrong-" + KEY[-6:], "BACKEND": "openai"})
+    final = app.client().predict("hi", None, api_name="/chat")
+    assert final[-1]["content"].startswith(WARNING) and "refused our API key (401)" in final[-1]["content"]
