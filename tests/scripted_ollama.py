@@ -126,7 +126,7 @@ class ScriptedOllama:
     host: str = "127.0.0.1"
     port: int = 0
     token_delay: float = 0.005
-    slow_start: float = 1.0
+    slow_start: float = 1.5  # past the waiting note's first 1 s update, within a 2 s read timeout
     auth: str | None = None  # "user:secret" for basic auth, or a bearer token
     requests: list[dict[str, Any]] = field(default_factory=list)
     disconnects: list[dict[str, Any]] = field(default_factory=list)
