@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .backend import Delta, Message, Stats
+from .backend import Delta, Message
 from .errors import BadInput, LLMStreamError
 from .secrets import Redactor
 from .stats import Meter
@@ -48,11 +48,12 @@ class Reply:
     thinking_seconds: float | None = None
     error: str | None = None
     done: bool = False
-    stats: Stats | None = None
     meter: Meter = field(default_factory=Meter)
+    splitter: ThinkSplitter = field(default_factory=ThinkSplitter)
 
-    def add(self, delta: Delta, splitter: ThinkSplitter, now: float) -> None:
+    def add(self, delta: Delta, now: float) -> None:
         self.meter.add(delta, now)
+        splitter = self.splitter
         if delta.thinking:
             self._think(delta.thinking, now)
         if delta.content:
@@ -64,7 +65,6 @@ class Reply:
         if delta.done:
             for is_thinking, text in splitter.flush():
                 self._think(text, now) if is_thinking else self._answer(text, now)
-            self.stats = delta.stats
 
     def _think(self, text: str, now: float) -> None:
         if self.thinking_started is None:
@@ -81,12 +81,12 @@ class Reply:
         if self.thinking_started is not None and self.thinking_seconds is None:
             self.thinking_seconds = now - self.thinking_started
 
-    def messages(self, now: float | None = None) -> list[dict[str, Any]]:
+    def messages(self) -> list[dict[str, Any]]:
         """Gradio-style message dicts: the Thinking section, the answer, then the figures
         or an error note; before the first token, a note that the model is getting ready."""
         out: list[dict[str, Any]] = []
         if self.meter.first_token_at is None and not self.done and not self.error:
-            waited = (now if now is not None else time.monotonic()) - self.meter.started
+            waited = time.monotonic() - self.meter.started
             metadata: dict[str, Any] = {"title": LOADING, "status": "pending"}
             if waited >= 1:
                 metadata["log"] = f"{waited:.0f} s"
@@ -194,7 +194,6 @@ async def replies(
                 await aclose()
 
     reply = Reply() if reply is None else reply
-    splitter = ThinkSplitter()
     task = asyncio.create_task(produce())
     _Flow.active += 1
     due = -1e9  # when the next update may go out
@@ -236,7 +235,7 @@ async def replies(
                 if isinstance(item, BaseException):
                     reply.finish(loop.time())
                     raise item
-                reply.add(item, splitter, loop.time())
+                reply.add(item, loop.time())
                 if item.done:
                     reply.finish(loop.time())
                     yield reply
