@@ -24,6 +24,7 @@ from .errors import (
     ServerError,
     StreamBroken,
 )
+from .http_client import answers, make_client
 from .http_errors import cut_off, server_text, status_error, transport_error
 from .ndjson import DEFAULT_MAX_LINE_BYTES, NDJSONDecoder
 from .settings import Endpoint
@@ -56,14 +57,14 @@ class OllamaBackend:
         elif endpoint.basic_auth:
             user, password = endpoint.basic_auth
             auth = httpx.BasicAuth(user, password.reveal())
-        self._client = httpx.AsyncClient(
-            base_url=self.url,
+        self._client = make_client(
+            self.url,
+            headers,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
             auth=auth,
-            headers=headers,
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             transport=transport,
-            trust_env=False,
         )
         self._capabilities: dict[str, frozenset[str]] = {}
 
@@ -74,12 +75,7 @@ class OllamaBackend:
         await self._client.aclose()
 
     async def ping(self, timeout: float = 1.5) -> bool:
-        """Whether an Ollama server answers at all (any HTTP status counts)."""
-        try:
-            await self._client.get("/api/version", timeout=timeout)
-        except httpx.HTTPError:
-            return False
-        return True
+        return await answers(self._client, "/api/version", timeout)
 
     async def list_models(self) -> list[str]:
         response = await self._request("GET", "/api/tags")

@@ -18,6 +18,7 @@ import orjson
 
 from .backend import Delta, Message, Stats
 from .errors import AuthFailed, LLMStreamError, ModelNotFound, ServerError, StreamBroken
+from .http_client import answers, make_client
 from .http_errors import cut_off, server_text, status_error, transport_error
 from .ndjson import DEFAULT_MAX_LINE_BYTES
 from .secrets import Secret
@@ -46,13 +47,13 @@ class OpenAIBackend:
         headers = {"Accept": "text/event-stream"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key.reveal()}"
-        self._client = httpx.AsyncClient(
-            base_url=self.url + "/",
-            headers=headers,
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        self._client = make_client(
+            self.url + "/",
+            headers,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
             transport=transport,
-            trust_env=False,
         )
 
     def __repr__(self) -> str:
@@ -62,12 +63,7 @@ class OpenAIBackend:
         await self._client.aclose()
 
     async def ping(self, timeout: float = 2.0) -> bool:
-        """Whether the server answers at all (any HTTP status counts)."""
-        try:
-            await self._client.get("models", timeout=timeout)
-        except httpx.HTTPError:
-            return False
-        return True
+        return await answers(self._client, "models", timeout)
 
     async def list_models(self) -> list[str]:
         try:
