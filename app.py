@@ -54,8 +54,17 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
         value = current if current in chat.models else (chat.models[0] if chat.models else None)
         return gr.Radio(choices=chat.models, value=value)
 
+    def header() -> str:
+        return "\n\n".join([f"## llmstream\n{status}", *chat.catalog.notes()])
+
+    def tick() -> tuple[str, gr.Timer]:
+        return header(), gr.Timer(active=chat.catalog.preparing)
+
     with gr.Blocks(title="llmstream", fill_height=True) as demo:
-        gr.Markdown(f"## llmstream\n{status}")
+        title = gr.Markdown(header())
+        # While the embedded model is fetched or loaded, the status line follows it once a second.
+        timer = gr.Timer(1.0, active=chat.catalog.preparing)
+        timer.tick(tick, outputs=[title, timer], api_visibility="private", queue=False)
         model = ModelRadio(
             choices=chat.models,
             value=chat.models[0] if chat.models else None,
@@ -71,6 +80,7 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
             save_history=True,  # conversations live in the browser and survive a reload
         )
         demo.load(refresh, inputs=[model], outputs=[model], api_visibility="private", queue=False)
+        demo.load(tick, outputs=[title, timer], api_visibility="private", queue=False)
     return demo
 
 

@@ -35,6 +35,7 @@ class Delta:
     done: bool = False
     stats: Stats | None = None
     pieces: int = 0  # stream parts carrying text: a token count when the server gives none
+    note: str = ""  # before the first token: why it is late (a line of chats, a download), shown in the waiting note
 
 
 class Backend(Protocol):

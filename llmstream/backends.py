@@ -44,11 +44,16 @@ def make_ollama(settings: Settings) -> OllamaBackend:
 
 
 def make_embedded(settings: Settings) -> EmbeddedBackend:
-    return EmbeddedBackend(
+    """The embedded backend, its model already being fetched and loaded on a thread of its own."""
+    backend = EmbeddedBackend(
         settings.embedded_model,
         context_tokens=settings.embedded_context,
         max_tokens=settings.embedded_max_tokens,
+        parallel=settings.embedded_parallel,
+        hf_token=settings.hf_token,
     )
+    backend.start()
+    return backend
 
 
 def make_openai(settings: Settings) -> OpenAIBackend:
@@ -200,6 +205,14 @@ class Catalog:
                 log.info("could not refresh the models of %s: %s", kind, getattr(exc, "message", type(exc).__name__))
                 listed[kind] = [r.model for r in self.routes.values() if r.backend is backend]
         self._route(listed)
+
+    def notes(self) -> list[str]:
+        """What the page should add to its status line now: a model being fetched or loaded, or why it can't be."""
+        return [note for b in self.backends.values() if isinstance(b, EmbeddedBackend) and (note := b.status())]
+
+    @property
+    def preparing(self) -> bool:
+        return any(isinstance(b, EmbeddedBackend) and b.preparing for b in self.backends.values())
 
     async def aclose(self) -> None:
         for backend in self.backends.values():

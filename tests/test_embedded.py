@@ -3,32 +3,51 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import re
 import subprocess
 import sys
 
 import pytest
 
+from llmstream.backend import Delta
+from llmstream.batching import Finished, Job, Sampling
+from llmstream.chat import replies
 from llmstream.embedded import EmbeddedBackend, default_model_path, display_name, unavailable_reason
 from llmstream.errors import BadInput, NoBackend
 
 ENGLISH = {"the", "a", "an", "is", "are", "and", "of", "to", "in", "it", "that", "can", "for", "with"}
 QUESTION = [{"role": "user", "content": "Explain what a computer is."}]
+GREEDY = Sampling(temperature=0, max_tokens=48)
+PROMPTS = ["Explain what a computer is.", "Name three colors.", "What is the sun?", "Write a haiku about cats."]
 
 
 def english_words(text: str) -> int:
     return sum(1 for w in re.findall(r"[A-Za-z']+", text.lower()) if w in ENGLISH)
 
 
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
 @pytest.fixture(scope="module")
 def engine():
-    backend = EmbeddedBackend()
+    backend = EmbeddedBackend(parallel=4)
     yield backend
     asyncio.run(backend.aclose())
 
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def answer(backend, messages, sampling=None, events=None, name="") -> str:
+    parts = []
+    async for delta in backend.stream_chat(backend.model_name, messages, sampling):
+        if events is not None and delta.content:
+            events.append(name)
+        parts.append(delta.content)
+    return "".join(parts)
 
 
 def test_the_bundled_model_is_found_without_importing_its_package():
@@ -38,10 +57,18 @@ def test_the_bundled_model_is_found_without_importing_its_package():
     assert default_model_path().stat().st_size > 50_000_000
 
 
+def test_importing_the_core_loads_neither_llama_cpp_nor_the_hub_client():
+    code = "import sys, llmstream.embedded, llmstream.backends; print(*(m in sys.modules for m in ('llama_cpp', 'huggingface_hub', 'gradio')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "False"]
+
+
 def test_names_and_reasons():
     assert display_name(None) == "smollm2:135m (embedded)"
     assert display_name("/models/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf") == "qwen2.5-0.5b-instruct-q4_k_m (embedded)"
+    assert display_name("hf.co/Qwen/Qwen3-0.6B-GGUF:Q8_0") == "hf.co/Qwen/Qwen3-0.6B-GGUF:Q8_0 (embedded)"
     assert unavailable_reason(None) is None
+    assert unavailable_reason("hf.co/Qwen/Qwen3-0.6B-GGUF") is None  # fetched at start; failures said then
     assert "not a file" in unavailable_reason("/nonexistent/model.gguf")
     with pytest.raises(NoBackend, match="EMBEDDED_MODEL points at /nonexistent/model.gguf"):
         EmbeddedBackend("/nonexistent/model.gguf")
@@ -57,41 +84,169 @@ def test_streams_an_english_answer(engine):
     assert deltas[-1].done and deltas[-1].stats.tokens >= 5
 
 
-def test_stopping_stops_generation_within_one_token(engine):
+def test_chats_run_together_and_each_answers_exactly_as_it_does_alone(engine):
+    """Greedy sampling: batching must not change a single token of any answer."""
+
     async def go():
-        stream = engine.stream_chat(engine.model_name, [{"role": "user", "content": "Tell me a very long story about a dragon."}])
+        alone = [await answer(engine, user(p), GREEDY) for p in PROMPTS]
+        events: list[str] = []
+        together = await asyncio.gather(*(answer(engine, user(p), GREEDY, events, str(i)) for i, p in enumerate(PROMPTS)))
+        return alone, together, events
+
+    alone, together, events = run(go())
+    assert together == alone
+    assert all(len(a.split()) >= 3 for a in alone), alone
+    # The chats' tokens interleave: they were decoded in the same steps, not one after the other.
+    switches = sum(1 for a, b in zip(events, events[1:]) if a != b)
+    assert switches >= 3 * len(PROMPTS), events
+
+
+def test_stopping_frees_the_slot_within_one_step(engine):
+    async def go():
+        stream = engine.stream_chat(engine.model_name, user("Tell me a very long story about a dragon."))
         got = [await anext(stream) for _ in range(3)]
         await stream.aclose()
-        return got, engine.busy
+        busy = engine.busy
+        slots = (await engine.engine()).busy_slots()
+        after = await answer(engine, user("Name three colors."), GREEDY)
+        return got, busy, slots, after
 
-    got, busy = run(go())
-    assert len(got) == 3 and not busy
+    got, busy, slots, after = run(go())
+    assert len(got) == 3 and not busy and slots == 0
     assert engine.tokens_after_stop <= 1
+    assert after.strip()
 
 
-def test_concurrent_chats_are_served_one_at_a_time(engine):
-    events: list[tuple[str, str]] = []
-
-    async def one(name: str) -> str:
-        parts = []
-        async for delta in engine.stream_chat(engine.model_name, [{"role": "user", "content": "Name three colors."}]):
-            events.append((name, "done" if delta.done else "token"))
-            parts.append(delta.content)
-        return "".join(parts)
+def test_a_chat_that_finds_every_slot_busy_waits_and_is_told_its_place():
+    backend = EmbeddedBackend(parallel=1)
 
     async def go():
-        return await asyncio.gather(one("a"), one("b"), one("c"))
+        long = backend.stream_chat(backend.model_name, user("Tell me a very long story about a dragon."))
+        first = await anext(long)
+        assert first.content or first.note
+        while not (await anext(long)).content:
+            pass
+        notes: dict[str, list[str]] = {"b": [], "c": []}
 
-    answers = run(go())
-    assert all(answer.strip() for answer in answers)
-    order = [name for name, _ in events]
-    # each chat's tokens form one unbroken run: no interleaving inside llama.cpp
-    runs = [name for i, name in enumerate(order) if i == 0 or order[i - 1] != name]
-    assert sorted(runs) == ["a", "b", "c"]
+        async def waiting(name: str) -> str:
+            parts = []
+            async for delta in backend.stream_chat(backend.model_name, user("Say hello."), GREEDY):
+                if delta.note and not "".join(parts):
+                    notes[name].append(delta.note)
+                parts.append(delta.content)
+            return "".join(parts)
+
+        b = asyncio.create_task(waiting("b"))
+        await asyncio.sleep(0.2)
+        c = asyncio.create_task(waiting("c"))
+        await asyncio.sleep(0.2)
+        await long.aclose()  # frees the only slot: b goes first, then c
+        answers = await asyncio.gather(b, c)
+        await backend.aclose()
+        return notes, answers
+
+    notes, answers = run(go())
+    assert notes["b"][0] == "Every slot is busy: you are next."
+    assert notes["c"][0] == "Every slot is busy: 1 chat ahead of you."
+    assert "Every slot is busy: you are next." in notes["c"]  # moved up when b got the slot
+    assert all(a.strip() for a in answers)
+
+
+def test_a_long_prompt_is_read_in_chunks_while_the_others_keep_streaming(engine):
+    async def go():
+        events: list[str] = []
+        streaming = asyncio.create_task(answer(engine, user("Tell me a long story about a knight."), Sampling(max_tokens=200), events, "story"))
+        while "story" not in events:
+            await asyncio.sleep(0.01)
+        long_prompt = user("Summarise this in one sentence: " + "The river flows past the old mill and the farm. " * 150)
+        summary = asyncio.create_task(answer(engine, long_prompt, GREEDY, events, "summary"))
+        await asyncio.gather(streaming, summary)
+        return events
+
+    events = run(go())
+    first_summary = events.index("summary")
+    story_tokens_during_prompt = events[:first_summary].count("story")
+    # 150 sentences are over 1,500 tokens: at 256 a step that is 6 or more steps, each with a story token.
+    assert story_tokens_during_prompt >= 6, events[: first_summary + 1]
+
+
+def test_characters_split_across_tokens_are_joined(engine):
+    """A byte-level vocabulary splits emoji and CJK characters across tokens; the decoder must join them."""
+    text = "Dragons 🐉 and 日本語 and café"
+
+    async def go():
+        core = await engine.engine()
+        data = text.encode()
+        tokens = (core.lib.llama_token * 64)()
+        n = core.lib.llama_tokenize(core.vocab, data, len(data), tokens, 64, False, False)
+        return [core._token_bytes(t) for t in tokens[:n]]
+
+    pieces = run(go())
+    assert b"".join(pieces).decode() == text
+    assert any(_invalid_utf8(piece) for piece in pieces)  # the split really happens here
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    assert "".join(decoder.decode(p) for p in pieces) + decoder.decode(b"", final=True) == text
+
+
+def _invalid_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def test_reasoning_opened_by_the_template_shows_as_thinking(engine):
+    """DeepSeek-R1 distills' templates end the prompt with `<think>`: the answer starts inside it."""
+
+    async def go():
+        core = await engine.engine()
+        tokens, opened = core.tokenize(user("Name three colors."))
+        assert not opened  # SmolLM2's template does not open a reasoning block
+        job = Job(tokens, Sampling(temperature=0, max_tokens=12), opens_thinking=True)
+        core.submit(job)
+        items = []
+        while not items or not isinstance(items[-1], Finished):
+            items.append(await job.queue.get())
+        await job.released.wait()
+        text = "".join(i for i in items if isinstance(i, str))
+
+        async def deltas():
+            yield Delta(content=text)
+            yield Delta(content="</think>The answer.", done=True)
+
+        reply = None
+        async for reply in replies(deltas()):
+            pass
+        return text, reply
+
+    text, reply = run(go())
+    assert text.startswith("<think>") and len(text) > len("<think>")
+    assert reply.thinking.strip() == text.removeprefix("<think>").strip()
+    assert reply.content == "The answer."
+
+
+def test_the_next_turn_reuses_the_cached_conversation(engine):
+    async def go():
+        core = await engine.engine()
+        first = user("Name three colors.")
+        reply = await answer(engine, first, GREEDY)
+        second = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "And three animals?"}]
+        tokens, _ = core.tokenize(second)
+        job = Job(tokens, GREEDY, False)
+        core.submit(job)
+        items = []
+        while not items or not isinstance(items[-1], Finished):
+            items.append(await job.queue.get())
+        return len(tokens), items[-1]
+
+    prompt_tokens, finished = run(go())
+    assert finished.prompt_tokens == prompt_tokens
+    assert finished.cached_tokens >= 20  # the first turn was not decoded again
 
 
 def test_a_conversation_longer_than_the_context_is_a_clear_error():
-    backend = EmbeddedBackend(context_tokens=256)
+    backend = EmbeddedBackend(context_tokens=256, parallel=1)
 
     async def go():
         try:
