@@ -115,6 +115,7 @@ class _Slot:
     first_token_at: float = 0.0
     text: Any = None  # incremental UTF-8 decoder: a token may end inside a character
     prefix: str = ""  # "<think>" when the prompt opened the reasoning block: sent with the first text
+    borrow: tuple[_Slot, int] | None = None  # (slot, n): its first n tokens, still being decoded, will be ours
 
 
 class ChatTemplate:
@@ -174,7 +175,10 @@ class BatchEngine:
         cparams.n_ctx = slots * context
         cparams.n_batch = cparams.n_ubatch = max(512, PROMPT_CHUNK + slots)
         cparams.n_threads = cparams.n_threads_batch = threads
-        cparams.kv_unified = False  # each slot owns its share of the cache
+        # One cache for all slots, as llama.cpp's server does by default: a prompt start that
+        # another slot already decoded (the system prompt) is shared, not decoded again. Each
+        # chat is still held to `context` tokens, so the cache never runs out.
+        cparams.kv_unified = True
         ctx = lib.llama_init_from_model(model, cparams)
         if not ctx:
             lib.llama_model_free(model)
@@ -184,7 +188,7 @@ class BatchEngine:
             )
         self.ctx = ctx
         self.memory = lib.llama_get_memory(ctx)
-        self.context = lib.llama_n_ctx_seq(ctx)  # llama.cpp rounds up to a multiple of 256
+        self.context = context
         self.batch_size = cparams.n_batch
         self.batch = lib.llama_batch_init(self.batch_size, 0, 1)
         template = lib.llama_model_chat_template(model, None)
@@ -321,36 +325,29 @@ class BatchEngine:
 
     def _best_slot(self, tokens: list[int]) -> _Slot:
         """The free slot whose cache shares the longest start with this prompt."""
-        best, best_shared = None, -1
-        for slot in self._slots:
-            if slot.job is not None:
-                continue
-            shared = 0
-            for a, b in zip(slot.cached, tokens):
-                if a != b:
-                    break
-                shared += 1
-            if shared > best_shared:
-                best, best_shared = slot, shared
-        assert best is not None
-        return best
+        return max((s for s in self._slots if s.job is None), key=lambda s: _shared(s.cached, tokens))
 
     def _start(self, slot: _Slot, job: Job) -> None:
         lib = self.lib
         tokens = job.tokens
-        shared = 0
-        for a, b in zip(slot.cached, tokens):
-            if a != b:
-                break
-            shared += 1
-        keep = min(shared, len(tokens) - 1)  # at least one prompt token is decoded, for its logits
+        keep = min(_shared(slot.cached, tokens), len(tokens) - 1)  # at least one prompt token is decoded, for its logits
         if keep < len(slot.cached) and not lib.llama_memory_seq_rm(self.memory, slot.seq, keep, -1):
             lib.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
             keep = 0
         del slot.cached[keep:]
-        slot.job = job
         slot.pending = tokens[keep:]
-        slot.reused = keep
+        slot.borrow = None
+        # Chats that start alike (the system prompt) share those tokens' cells: decoded once, by
+        # whichever slot got there first; a slot still decoding them lends them when done.
+        others = [s for s in self._slots if s is not slot and (s.job is not None or s.cached)]
+        donor = max(others, key=lambda s: _shared(s.cached + s.pending, tokens), default=None)
+        if donor is not None:
+            borrowed = min(_shared(donor.cached + donor.pending, tokens), len(tokens) - 1)
+            if borrowed > keep:
+                slot.borrow = (donor, borrowed)
+                self._take_borrowed(slot)
+        slot.job = job
+        slot.reused = len(slot.cached)
         slot.next_token = None
         slot.produced = 0
         slot.started = time.monotonic()
@@ -360,6 +357,24 @@ class BatchEngine:
         slot.prefix = "<think>" if job.opens_thinking else ""
         if job.queued:
             self._send(job, Queued(-1))
+
+    def _take_borrowed(self, slot: _Slot) -> bool:
+        """Share the lender's cells once it has decoded them; False while this slot must wait."""
+        assert slot.borrow is not None
+        donor, n = slot.borrow
+        tokens = slot.cached + slot.pending
+        if _shared(donor.cached + donor.pending, tokens) < n:  # the lender was stopped or moved on
+            slot.borrow = None
+            return True
+        if len(donor.cached) < n:
+            return False
+        lib = self.lib
+        lib.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
+        lib.llama_memory_seq_cp(self.memory, donor.seq, slot.seq, 0, n)
+        slot.cached[:], slot.pending = tokens[:n], tokens[n:]
+        slot.reused = n
+        slot.borrow = None
+        return True
 
     def _sampler(self, s: Sampling) -> Any:
         """The sampler chain `create_chat_completion` builds for these settings."""
@@ -400,7 +415,10 @@ class BatchEngine:
                 slot.cached.append(slot.next_token)
                 slot.next_token = None
         budget = min(PROMPT_CHUNK, self.batch_size - n)
-        prefilling = sorted((s for s in self._slots if s.job is not None and s.pending), key=lambda s: s.job.submitted)  # type: ignore[union-attr]
+        prefilling = sorted(
+            (s for s in self._slots if s.job is not None and s.pending and (s.borrow is None or self._take_borrowed(s))),
+            key=lambda s: s.job.submitted,  # type: ignore[union-attr]
+        )
         for slot in prefilling:
             if budget <= 0:
                 break
@@ -485,6 +503,7 @@ class BatchEngine:
         slot.sampler = None
         slot.job = None
         slot.pending = []
+        slot.borrow = None
         slot.next_token = None
         slot.index = -1
         self._released(job)
@@ -509,6 +528,16 @@ class BatchEngine:
                 loop.call_soon_threadsafe(_hand_over, items)
             except RuntimeError:  # that event loop has closed: nobody is listening
                 pass
+
+
+def _shared(a: list[int], b: list[int]) -> int:
+    """How many tokens two sequences share from their start."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 _RELEASED: Any = object()

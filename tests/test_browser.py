@@ -35,19 +35,25 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     from playwright.sync_api import sync_playwright
 
-    app = AppProcess({"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "llama3.1:8b,gpt-oss:20b,endless,fault-slowstart"})
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        page.goto(app.url)
-        page.locator("textarea").first.wait_for()
-        yield page
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    app = AppProcess({"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "llama3.1:8b,gpt-oss:20b,endless,fault-slowstart"})
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(app.url)
+    page.locator("textarea").first.wait_for()
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
+    page.close()
     app.stop()
 
 
@@ -141,3 +147,27 @@ def test_a_reload_keeps_the_chat_and_the_next_turn_sends_no_thinking(page, serve
     assert "We need to respond" not in sent and "tok/s" not in sent and "Loading the model" not in sent
     assert [m["role"] for m in request["messages"]] == ["user", "assistant", "user"]
     assert "soft, swift, fluffy" in request["messages"][1]["content"]
+
+
+def test_the_status_line_follows_a_model_being_fetched(tmp_path, browser):
+    """The page is up while an `hf.co/` model downloads, and its status line says how far along it is."""
+    from llmstream.embedded import default_model_path
+    from scripted_hub import ScriptedHub
+
+    repo, name = "test-org/SmolLM2-135M-Instruct-GGUF", "SmolLM2-135M-Instruct-Q4_1.gguf"
+    hub = ScriptedHub({repo: {name: default_model_path()}}, seconds=8).start()
+    app = AppProcess({"BACKEND": "embedded", "EMBEDDED_MODEL": f"hf.co/{repo}", "HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path)})
+    try:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(app.url)
+        progress = re.compile(rf"Fetching hf\.co/{repo} \({re.escape(name)}\) from the Hugging Face Hub: \d+% of 98 MB")
+        page.get_by_text(progress).wait_for(timeout=20_000)
+        first = page.get_by_text(progress).inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "fetching.png"))
+        page.get_by_text(re.compile("Fetching hf.co")).wait_for(state="detached", timeout=60_000)
+        page.close()
+        assert hub.downloads == 1 and "% of 98 MB" in first
+    finally:
+        app.stop()
+        hub.stop()

@@ -245,6 +245,31 @@ def test_the_next_turn_reuses_the_cached_conversation(engine):
     assert finished.cached_tokens >= 20  # the first turn was not decoded again
 
 
+def test_chats_that_start_alike_decode_their_common_start_once(engine):
+    """A class all sending at once shares one system prompt: its tokens are decoded by one slot, lent to the others."""
+    system = {"role": "system", "content": "You are Zorblax, a patient tutor who answers in two short sentences. " * 3}
+
+    async def go():
+        core = await engine.engine()
+        jobs = []
+        for question in ("What is rain?", "What is snow?", "What is hail?"):
+            tokens, _ = core.tokenize([system, {"role": "user", "content": question}])
+            jobs.append(Job(tokens, GREEDY, False))
+        for job in jobs:  # in one go: nobody has decoded the system prompt yet
+            core.submit(job)
+        ends = []
+        for job in jobs:
+            items = []
+            while not items or not isinstance(items[-1], Finished):
+                items.append(await job.queue.get())
+            ends.append(items[-1])
+        return ends
+
+    first, *others = run(go())
+    assert first.cached_tokens < 10
+    assert all(end.cached_tokens >= 40 and end.tokens > 0 for end in others), others
+
+
 def test_a_conversation_longer_than_the_context_is_a_clear_error():
     backend = EmbeddedBackend(context_tokens=256, parallel=1)
 
