@@ -177,25 +177,50 @@ def fetch(ref: HubRef, *, token: Secret | None = None, progress: Progress | None
     except LLMStreamError:
         raise
     except Exception as exc:
+        log.info("fetching %s failed: %s", ref, type(exc).__name__)
         raise _error(ref, exc) from None
     finally:
         progress.end()
 
 
 def _fetch(ref: HubRef, token: str | None, progress: Progress) -> Path:
-    from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+    from huggingface_hub import hf_hub_download
 
-    if constants.HF_HUB_OFFLINE:
-        snapshot = Path(snapshot_download(ref.repo, local_files_only=True, allow_patterns=["*.gguf"]))
-        files = [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*.gguf")]
-    else:
-        files = HfApi().list_repo_files(ref.repo, token=token)
+    files, cached = _listing(ref, token)
     parts = choose_files(ref, files)
     paths = []
     for part in parts:
-        progress.begin(f"{ref} ({_name(part)})")
-        paths.append(Path(hf_hub_download(ref.repo, part, token=token, tqdm_class=progress.bar())))
+        if not cached:
+            progress.begin(f"{ref} ({_name(part)})")
+        path = hf_hub_download(ref.repo, part, token=token, tqdm_class=progress.bar(), local_files_only=cached)
+        paths.append(Path(path))
     return paths[0]
+
+
+def _listing(ref: HubRef, token: str | None) -> tuple[list[str], bool]:
+    """The repository's files, and whether they come from the cache: offline, or the Hub out of reach."""
+    from huggingface_hub import HfApi, constants
+
+    if constants.HF_HUB_OFFLINE:
+        return _cached_files(ref), True
+    try:
+        return HfApi().list_repo_files(ref.repo, token=token), False
+    except Exception as exc:
+        if not isinstance(_error(ref, exc), Unreachable):
+            raise
+        try:
+            files = _cached_files(ref)
+        except Exception:
+            raise exc from None
+        log.info("the Hugging Face Hub can't be reached: %s comes from the local cache", ref)
+        return files, True
+
+
+def _cached_files(ref: HubRef) -> list[str]:
+    from huggingface_hub import snapshot_download
+
+    snapshot = Path(snapshot_download(ref.repo, local_files_only=True, allow_patterns=["*.gguf"]))
+    return [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*.gguf")]
 
 
 def _error(ref: HubRef, exc: Exception) -> LLMStreamError:
@@ -203,7 +228,6 @@ def _error(ref: HubRef, exc: Exception) -> LLMStreamError:
     import httpx
     from huggingface_hub import errors
 
-    log.info("fetching %s failed: %s", ref, type(exc).__name__)
     if isinstance(exc, errors.GatedRepoError):
         return AuthFailed(
             f"{ref} is a gated repository.",

@@ -70,6 +70,20 @@ def test_offline_the_file_comes_from_the_hub_cache(tmp_path, monkeypatch, gguf):
     )
 
 
+def test_when_the_hub_cannot_be_reached_a_cached_model_still_loads(tmp_path, monkeypatch, gguf):
+    from huggingface_hub import constants
+
+    from conftest import free_port
+
+    hub_cache(tmp_path, REPO, {FILE: gguf})
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nobody listens there
+    assert hub.fetch(hub.parse_ref(f"hf.co/{REPO}")).samefile(gguf)
+    with pytest.raises(Unreachable, match="The Hugging Face Hub could not be reached to fetch hf.co/test-org/Other-GGUF"):
+        hub.fetch(hub.parse_ref("hf.co/test-org/Other-GGUF"))
+
+
 def test_hf_token_is_a_secret():
     settings = Settings.load({"HF_TOKEN": TOKEN}, environ={}, dotenv_path=None)
     assert TOKEN not in repr(settings)
