@@ -178,7 +178,7 @@ def fetch(ref: HubRef, *, token: Secret | None = None, progress: Progress | None
         raise
     except Exception as exc:
         log.info("fetching %s failed: %s", ref, type(exc).__name__)
-        raise _error(ref, exc) from None
+        raise _error(ref, exc, with_token=token is not None) from None
     finally:
         progress.end()
 
@@ -223,7 +223,7 @@ def _cached_files(ref: HubRef) -> list[str]:
     return [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*.gguf")]
 
 
-def _error(ref: HubRef, exc: Exception) -> LLMStreamError:
+def _error(ref: HubRef, exc: Exception, *, with_token: bool = False) -> LLMStreamError:
     """One sentence for each way a fetch fails; the library's own message may carry URLs, never ours to show."""
     import httpx
     from huggingface_hub import errors
@@ -234,8 +234,13 @@ def _error(ref: HubRef, exc: Exception) -> LLMStreamError:
             hint=f"Accept its terms at https://huggingface.co/{ref.repo} and set HF_TOKEN to a token of that account.",
         )
     if isinstance(exc, errors.RepositoryNotFoundError):
+        if with_token:
+            return ModelNotFound(
+                f"The Hugging Face Hub has no repository {ref.repo} that HF_TOKEN can read.",
+                hint="Check the name, and that the token's account can see the repository.",
+            )
         return ModelNotFound(
-            f"The Hugging Face Hub has no repository {ref.repo} that this token can see.",
+            f"The Hugging Face Hub has no public repository {ref.repo}.",
             hint="Check the name; for a private repository, set HF_TOKEN.",
         )
     if isinstance(exc, errors.LocalEntryNotFoundError | errors.OfflineModeIsEnabled):

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
+from .embedded import DEFAULT_PARALLEL
 from .hub import parse_ref
 from .secrets import Redactor, Secret, basic_auth_forms
 
@@ -232,7 +233,7 @@ class Settings:
     embedded_model: str | None = None
     embedded_max_tokens: int = 512
     embedded_context: int = 4096
-    embedded_parallel: int = 8
+    embedded_parallel: int = DEFAULT_PARALLEL
     hf_token: Secret | None = None
     ollama: Endpoint = field(default_factory=lambda: Endpoint(DEFAULT_OLLAMA_HOST))
     models: tuple[str, ...] = ()
@@ -271,7 +272,7 @@ class Settings:
             embedded_model=embedded_model,
             embedded_max_tokens=int(_number(source, "EMBEDDED_MAX_TOKENS", 512, int, 1)),
             embedded_context=int(_number(source, "EMBEDDED_CONTEXT", 4096, int, 256)),
-            embedded_parallel=int(_number(source, "EMBEDDED_PARALLEL", 8, int, 1)),
+            embedded_parallel=int(_number(source, "EMBEDDED_PARALLEL", DEFAULT_PARALLEL, int, 1)),
             hf_token=Secret(token) if (token := (source.get("HF_TOKEN") or "").strip()) else None,
             ollama=Endpoint(url, basic, Secret(api_key) if api_key else None),
             models=parse_list(source.get("MODELS")),

@@ -84,6 +84,27 @@ def test_when_the_hub_cannot_be_reached_a_cached_model_still_loads(tmp_path, mon
         hub.fetch(hub.parse_ref("hf.co/test-org/Other-GGUF"))
 
 
+def test_a_private_repository_needs_the_token(tmp_path, monkeypatch, gguf):
+    from huggingface_hub import constants
+
+    from llmstream.secrets import Secret
+
+    server = ScriptedHub({REPO: {FILE: gguf}}, seconds=0.2, private=(REPO,)).start()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    try:
+        with pytest.raises(ModelNotFound, match=f"no public repository {REPO}"):
+            hub.fetch(hub.parse_ref(f"hf.co/{REPO}"))
+        with pytest.raises(ModelNotFound, match="no repository test-org/Missing-GGUF that HF_TOKEN can read"):
+            hub.fetch(hub.parse_ref("hf.co/test-org/Missing-GGUF"), token=Secret(TOKEN))
+        assert hub.fetch(hub.parse_ref(f"hf.co/{REPO}"), token=Secret(TOKEN)).name == FILE
+        assert f"Bearer {TOKEN}" in server.authorizations
+    finally:
+        server.stop()
+
+
 def test_hf_token_is_a_secret():
     settings = Settings.load({"HF_TOKEN": TOKEN}, environ={}, dotenv_path=None)
     assert TOKEN not in repr(settings)
@@ -139,12 +160,12 @@ def test_a_repository_that_cannot_be_fetched_is_one_sentence_and_the_app_still_s
         assert final == [
             {
                 "role": "assistant",
-                "content": "⚠️ The Hugging Face Hub has no repository test-org/Privat-GGUF that this token can see. "
+                "content": "⚠️ The Hugging Face Hub has no public repository test-org/Privat-GGUF. "
                 "Check the name; for a private repository, set HF_TOKEN.",
             }
         ]
         log = app.output()
-        assert "The Hugging Face Hub has no repository test-org/Privat-GGUF" in log and "Traceback" not in log
+        assert "The Hugging Face Hub has no public repository test-org/Privat-GGUF" in log and "Traceback" not in log
     finally:
         app.stop()
         server.stop()
