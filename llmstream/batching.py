@@ -111,7 +111,6 @@ class _Slot:
     index: int = -1  # where this slot's logits are in the current batch
     produced: int = 0
     reused: int = 0
-    started: float = 0.0
     first_token_at: float = 0.0
     text: Any = None  # incremental UTF-8 decoder: a token may end inside a character
     prefix: str = ""  # "<think>" when the prompt opened the reasoning block: sent with the first text
@@ -161,8 +160,6 @@ class BatchEngine:
 
         quiet_llama_cpp()
         self.lib = lib
-        self.path = path
-        self.slots_n = slots
         lib.llama_backend_init()
         mparams = lib.llama_model_default_params()
         model = lib.llama_model_load_from_file(str(path).encode(), mparams)
@@ -350,7 +347,6 @@ class BatchEngine:
         slot.reused = len(slot.cached)
         slot.next_token = None
         slot.produced = 0
-        slot.started = time.monotonic()
         slot.first_token_at = 0.0
         slot.text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         slot.sampler = self._sampler(job.sampling)

@@ -19,6 +19,7 @@ b'{"output": "Hel"}\\n{"output": "lo"}\\n'
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -36,22 +37,31 @@ class Mock:
         self.port = listener.getsockname()[1]
         self.received = bytearray()
         self.arrivals: list[float] = []  # `time.monotonic()` of each read: pieces came while the answer streamed
-        self.connections = 0
         self._lock = threading.Lock()
         self._readers: list[threading.Thread] = []
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._accept, name=f"streamock-{self.port}", daemon=True)
         self._thread.start()
 
     def _accept(self) -> None:
+        while not self._stopping.is_set():
+            if select.select([self.listener], [], [], 0.05)[0]:
+                self._reader(self.listener.accept()[0])
+        # A connection made just before stop() counts too: take what is still waiting.
+        self.listener.setblocking(False)
         while True:
             try:
                 conn, _ = self.listener.accept()
-            except OSError:  # closed by stop()
-                return
-            self.connections += 1
-            reader = threading.Thread(target=self._read, args=(conn,), daemon=True)
-            self._readers.append(reader)
-            reader.start()
+            except OSError:
+                break
+            self._reader(conn)
+        self.listener.close()
+
+    def _reader(self, conn: socket.socket) -> None:
+        conn.setblocking(True)
+        reader = threading.Thread(target=self._read, args=(conn,), daemon=True)
+        self._readers.append(reader)
+        reader.start()
 
     def _read(self, conn: socket.socket) -> None:
         with conn:
@@ -61,7 +71,7 @@ class Mock:
                     self.arrivals.append(time.monotonic())
 
     def stop(self) -> bytes:
-        self.listener.close()
+        self._stopping.set()
         self._thread.join(5)
         for reader in self._readers:
             reader.join(5)
