@@ -60,13 +60,14 @@ class Sampling:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """The last item of a chat: its figures and why it ended (`stop`, `length`, `context`)."""
+    """The last item of a chat: its counts and why it ended (`stop`, `length`, `context`).
+
+    Times are left to the chat's meter, which measures them as the person sees them.
+    """
 
     tokens: int
     prompt_tokens: int
     cached_tokens: int
-    prompt_seconds: float
-    generation_seconds: float
     reason: str
 
 
@@ -111,7 +112,6 @@ class _Slot:
     index: int = -1  # where this slot's logits are in the current batch
     produced: int = 0
     reused: int = 0
-    first_token_at: float = 0.0
     text: Any = None  # incremental UTF-8 decoder: a token may end inside a character
     prefix: str = ""  # "<think>" when the prompt opened the reasoning block: sent with the first text
     borrow: tuple[_Slot, int] | None = None  # (slot, n): its first n tokens, still being decoded, will be ours
@@ -347,7 +347,6 @@ class BatchEngine:
         slot.reused = len(slot.cached)
         slot.next_token = None
         slot.produced = 0
-        slot.first_token_at = 0.0
         slot.text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         slot.sampler = self._sampler(job.sampling)
         slot.prefix = "<think>" if job.opens_thinking else ""
@@ -432,7 +431,6 @@ class BatchEngine:
 
     def _sample(self) -> None:
         lib = self.lib
-        now = time.monotonic()
         for slot in self._slots:
             job = slot.job
             if job is None or slot.index < 0:
@@ -440,19 +438,17 @@ class BatchEngine:
             token = lib.llama_sampler_sample(slot.sampler, self.ctx, slot.index)
             if job.cancelled:
                 job.tokens_after_cancel += 1
-            if slot.produced == 0:
-                slot.first_token_at = now
             if lib.llama_vocab_is_eog(self.vocab, token):
-                self._finish(slot, "stop", now)
+                self._finish(slot, "stop")
                 continue
             slot.produced += 1
             text = slot.text.decode(self._token_bytes(token))
             if text:
                 self._send_text(slot, text)
             if slot.produced >= job.sampling.max_tokens:
-                self._finish(slot, "length", now)
+                self._finish(slot, "length")
             elif len(slot.cached) + 1 >= self.context:
-                self._finish(slot, "context", now)
+                self._finish(slot, "context")
             else:
                 slot.next_token = token
 
@@ -464,25 +460,13 @@ class BatchEngine:
             n = self.lib.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
         return buf.raw[:n]
 
-    def _finish(self, slot: _Slot, reason: str, now: float) -> None:
+    def _finish(self, slot: _Slot, reason: str) -> None:
         job = slot.job
         assert job is not None
         tail = slot.text.decode(b"", final=True)
         if tail:
             self._send_text(slot, tail)
-        prompt_tokens = len(job.tokens)
-        generation = now - slot.first_token_at if slot.produced else 0.0
-        self._send(
-            job,
-            Finished(
-                tokens=slot.produced,
-                prompt_tokens=prompt_tokens,
-                cached_tokens=slot.reused,
-                prompt_seconds=slot.first_token_at - job.submitted,
-                generation_seconds=generation,
-                reason=reason,
-            ),
-        )
+        self._send(job, Finished(tokens=slot.produced, prompt_tokens=len(job.tokens), cached_tokens=slot.reused, reason=reason))
         self._end(slot, None, keep_cache=True)
 
     def _end(self, slot: _Slot, error: LLMStreamError | None, *, keep_cache: bool) -> None:
