@@ -24,7 +24,7 @@ from .chat import conversation
 from .cli import pick
 from .errors import BadInput, LLMStreamError
 from .settings import Settings, Source
-from .think import BracketThink, ThinkSplitter
+from .think import Bracketed
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +93,16 @@ async def run(args: Mapping[str, Any]) -> dict[str, Any]:
                 greeting = f"Switched to {route.model}. Ask me anything."
             stream.send(greeting)
             return _result(greeting, streamed)
-        splitter, render = ThinkSplitter(), BracketThink()
+        plain = Bracketed()
         deltas = route.backend.stream_chat(route.model, conversation([], text, settings.system_prompt))
         try:
             async for delta in deltas:
-                pieces = [render.render(True, delta.thinking)] if delta.thinking else []
-                segments = splitter.feed(delta.content) + (splitter.flush() if delta.done else [])
-                pieces += [render.render(thinking, segment) for thinking, segment in segments]
-                piece = "".join(pieces)
+                piece = plain.feed(delta.content, delta.thinking, delta.done)
                 stream.send(piece)
                 parts.append(piece)
         finally:
             await deltas.aclose()
-        tail = render.close()
+        tail = plain.close()
         stream.send(tail)
         parts.append(tail)
         return _result("".join(parts), streamed)

@@ -19,7 +19,7 @@ from .chat import conversation
 from .errors import BadInput, LLMStreamError
 from .settings import BACKENDS, Settings
 from .stats import Meter
-from .think import BracketThink, ThinkSplitter
+from .think import Bracketed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,19 +58,16 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     catalog = Catalog.from_plan(settings, await plan(settings))
     try:
         route = pick(catalog, args.model)
-        splitter, render, meter = ThinkSplitter(), BracketThink(), Meter()
+        plain, meter = Bracketed(), Meter()
         stream = route.backend.stream_chat(route.model, conversation([], prompt, settings.system_prompt))
         try:
             async for delta in stream:
                 meter.add(delta, time.monotonic())
-                if delta.thinking:
-                    out.write(render.render(True, delta.thinking))
-                for is_thinking, text in splitter.feed(delta.content) + (splitter.flush() if delta.done else []):
-                    out.write(render.render(is_thinking, text))
+                out.write(plain.feed(delta.content, delta.thinking, delta.done))
                 out.flush()
         finally:
             await stream.aclose()
-        out.write(render.close() + "\n")
+        out.write(plain.close() + "\n")
         out.flush()
         if args.stats:
             print(meter.line(), file=err)

@@ -93,6 +93,25 @@ class BracketThink:
         return ""
 
 
+class Bracketed:
+    """A streamed answer as plain text: reasoning (a field of its own, or `<think>` tags split
+    anywhere in the answer) wrapped in `[think]`...`[/think]`. What the CLI prints and the
+    OpenServerless action streams."""
+
+    def __init__(self) -> None:
+        self.splitter, self.out = ThinkSplitter(), BracketThink()
+
+    def feed(self, content: str, thinking: str = "", done: bool = False) -> str:
+        parts = [self.out.render(True, thinking)] if thinking else []
+        segments = self.splitter.feed(content) + (self.splitter.flush() if done else [])
+        parts += [self.out.render(is_thinking, text) for is_thinking, text in segments]
+        return "".join(parts)
+
+    def close(self) -> str:
+        """The closing `[/think]` of a reasoning that never ended, after the last (`done`) feed."""
+        return self.out.close()
+
+
 def brackets(chunks: list[str] | tuple[str, ...]) -> str:
     """Replace think tags in a stream of text chunks by `[think]`/`[/think]`, split-safe.
 
@@ -101,7 +120,5 @@ def brackets(chunks: list[str] | tuple[str, ...]) -> str:
     >>> brackets(["a < b and <b>bold</b>"])
     'a < b and <b>bold</b>'
     """
-    splitter, out = ThinkSplitter(), BracketThink()
-    parts = [out.render(k, t) for chunk in chunks for k, t in splitter.feed(chunk)]
-    parts += [out.render(k, t) for k, t in splitter.flush()]
-    return "".join(parts) + out.close()
+    plain = Bracketed()
+    return "".join(plain.feed(chunk) for chunk in chunks) + plain.feed("", done=True) + plain.close()
