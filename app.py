@@ -17,20 +17,9 @@ from llmstream.chat import Chat  # noqa: E402
 from llmstream import gradio_tuning  # noqa: E402
 from llmstream.secrets import install_log_redaction  # noqa: E402
 from llmstream.settings import Settings  # noqa: E402
+from llmstream.ui import build  # noqa: E402
 
 log = logging.getLogger("llmstream.app")
-
-
-class ModelRadio(gr.Radio):
-    """A radio that lets any value through, so the chat refuses unknown models in its own words.
-
-    `is_template` is Gradio's mark for a subclass that renders as its parent (`radio`).
-    """
-
-    is_template = True
-
-    def preprocess(self, payload: str | int | float | None) -> str | int | float | None:
-        return payload
 
 
 def parse_args(argv: list[str] | None = None) -> dict[str, object]:
@@ -48,42 +37,6 @@ def parse_args(argv: list[str] | None = None) -> dict[str, object]:
     }
 
 
-def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
-    async def refresh(current: str | None) -> gr.Radio:
-        await chat.catalog.refresh()
-        value = current if current in chat.models else (chat.models[0] if chat.models else None)
-        return gr.Radio(choices=chat.models, value=value)
-
-    def header() -> str:
-        return "\n\n".join([f"## llmstream\n{status}", *chat.catalog.notes()])
-
-    def tick() -> tuple[str, gr.Timer]:
-        return header(), gr.Timer(active=chat.catalog.preparing)
-
-    with gr.Blocks(title="llmstream", fill_height=True) as demo:
-        title = gr.Markdown(header())
-        # While the embedded model is fetched or loaded, the status line follows it once a second.
-        timer = gr.Timer(1.0, active=chat.catalog.preparing)
-        timer.tick(tick, outputs=[title, timer], api_visibility="private", queue=False)
-        model = ModelRadio(
-            choices=chat.models,
-            value=chat.models[0] if chat.models else None,
-            label="Model",
-            interactive=True,
-        )
-        gr.ChatInterface(
-            chat.respond,
-            additional_inputs=[model],
-            api_name="chat",
-            concurrency_limit=settings.concurrency_limit,
-            fill_height=True,
-            save_history=True,  # conversations live in the browser and survive a reload
-        )
-        demo.load(refresh, inputs=[model], outputs=[model], api_visibility="private", queue=False)
-        demo.load(tick, outputs=[title, timer], api_visibility="private", queue=False)
-    return demo
-
-
 def create(settings: Settings) -> tuple[gr.Blocks, Chat]:
     """Decide the backends and build the page: everything `launch` needs."""
     redact = settings.redactor()
@@ -97,7 +50,8 @@ def create(settings: Settings) -> tuple[gr.Blocks, Chat]:
     chat = Chat(
         catalog,
         system_prompt=settings.system_prompt,
-        max_input_chars=settings.max_input_chars,
+        limits=settings.limits(),
+        upload_roots=[gr.utils.get_upload_folder()],  # attachments are read from Gradio's uploads only
         update_interval=settings.update_interval,
         redact=redact,
     )
@@ -120,6 +74,8 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs: object) -> None:
         max_threads=max(40, settings.concurrency_limit + 10),
         # Gradio keeps per-session state (about 40 KB each) for this many sessions.
         state_session_capacity=settings.session_capacity,
+        # Gradio refuses far larger uploads before they reach the disk; the chat explains the limit itself.
+        max_file_size=int(2 * settings.max_image_mb * 2**20),
         **kwargs,
     )
 

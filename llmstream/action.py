@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .backends import Catalog, Route, plan
-from .chat import conversation
+from .request import conversation
 from .cli import pick
 from .errors import BadInput, LLMStreamError
 from .settings import Settings, Source

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypedDict
+from typing import NotRequired, Protocol, TypedDict
+
+from .images import Image
+from .options import Options
 
 
 class Message(TypedDict):
     role: str
     content: str
+    images: NotRequired[list[Image]]  # user messages only; each backend sends them its own way
 
 
 @dataclass(slots=True)
@@ -45,8 +49,15 @@ class Backend(Protocol):
 
     async def list_models(self) -> list[str]: ...
 
-    def stream_chat(self, model: str, messages: Sequence[Message]) -> AsyncIterator[Delta]:
-        """Stream one answer; closing the iterator must close the upstream response."""
+    def stream_chat(self, model: str, messages: Sequence[Message], options: Options | None = None) -> AsyncIterator[Delta]:
+        """Stream one answer; closing the iterator must close the upstream response.
+
+        Options left at None are not sent: the model's own defaults apply.
+        """
+        ...
+
+    async def sees_images(self, model: str) -> bool:
+        """Whether images may be sent to this model (for a server that can't say: try, and let it refuse)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -17,10 +17,13 @@ import time
 from contextlib import aclosing
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backend import Delta, Message
 from .errors import BadInput, LLMStreamError
+from .options import Options
+from .request import WARNING, Limits, conversation, file_size, message_text, new_images, parts, past_images, turns
 from .secrets import Redactor
 from .stats import Meter
 from .think import ThinkSplitter
@@ -30,7 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WARNING = "⚠️ "
+__all__ = ["WARNING", "Chat", "Reply", "conversation", "message_text", "replies"]
+
 THINKING_TITLE = "Thinking"
 LOADING = "Loading the model or reading the prompt…"
 MAX_INTERVAL = 0.2
@@ -111,39 +115,6 @@ class Reply:
         elif self.done and self.meter.ended is not None:
             out.append({"role": "assistant", "content": "", "metadata": {"title": self.meter.line(), "status": "done"}})
         return out
-
-
-def message_text(content: Any) -> str:
-    """The text of a chat message, whether Gradio gave a string or a list of parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return str(content.get("text", "")) if content.get("type", "text") == "text" else ""
-    if isinstance(content, (list, tuple)):
-        return "".join(message_text(part) for part in content)
-    return ""
-
-
-def conversation(history: Sequence[dict[str, Any]], message: str, system_prompt: str = "") -> list[Message]:
-    """What is sent to the model: system prompt, past turns and the new message.
-
-    Reasoning sections, error notes and anything else that is not what the user or the
-    model said stays out of the model's context.
-    """
-    messages: list[Message] = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    for item in history:
-        role = item.get("role")
-        if role not in ("user", "assistant") or (item.get("metadata") or {}).get("title"):
-            continue
-        text = message_text(item.get("content"))
-        if not text or (role == "assistant" and text.startswith(WARNING)):
-            continue
-        if messages and messages[-1]["role"] == role == "assistant":
-            messages[-1] = {"role": role, "content": messages[-1]["content"] + "\n\n" + text}
-        else:
-            messages.append({"role": role, "content": text})
-    messages.append({"role": "user", "content": message})
-    return messages
 
 
 class _Flow:
@@ -269,29 +240,39 @@ class Chat:
         *,
         system_prompt: str = "",
         max_input_chars: int = 8000,
+        limits: Limits | None = None,
+        upload_roots: Sequence[Path] | None = None,
         update_interval: float = 0.025,
         redact: Callable[[str], str] = Redactor(),
     ) -> None:
         self.catalog = catalog
         self.system_prompt = system_prompt
-        self.max_input_chars = max_input_chars
+        self.limits = limits or Limits(input_chars=max_input_chars)
+        # Where attached files may be read from (Gradio's upload folder); None: anywhere.
+        self.upload_roots = [Path(r).resolve() for r in upload_roots] if upload_roots is not None else None
         self.update_interval = update_interval
         self.redact = redact
+
+    @property
+    def max_input_chars(self) -> int:
+        return self.limits.input_chars
 
     @property
     def models(self) -> list[str]:
         return self.catalog.models
 
     def check(self, message: Any, model: Any) -> tuple[str, Route]:
-        """The message to send and where, or `BadInput` saying why it cannot be sent."""
-        text = message_text(message)
-        if not text.strip():
+        """The message's text and where it goes, or `BadInput` saying why it cannot be sent."""
+        text, files = parts(message)
+        if not text.strip() and not files:
             raise BadInput("Your message is empty.", hint="Type something to send.")
         if len(text) > self.max_input_chars:
             raise BadInput(
                 f"Your message has {len(text):,} characters; the limit is {self.max_input_chars:,}.",
                 hint="Shorten it, or raise MAX_INPUT_CHARS.",
             )
+        if len(files) > self.limits.images:
+            new_images(files, self.limits, self.upload_roots)  # says how many are allowed
         if self.catalog.problem is not None and not self.catalog.routes:
             raise self.catalog.problem
         if not model:
@@ -303,12 +284,85 @@ class Chat:
             raise BadInput(f"The model {shown!r} is not offered here.", hint=f"Choose one of: {offered}.")
         return text, route
 
-    async def respond(self, message: Any, history: Sequence[dict[str, Any]], model: Any) -> AsyncIterator[list[dict[str, Any]]]:
+    def system(self, system_prompt: Any) -> str:
+        """The system prompt to send: the setting's when none is given, else the given one, checked."""
+        if system_prompt is None:
+            return self.system_prompt
+        if not isinstance(system_prompt, str):
+            raise BadInput("The system prompt must be text.")
+        if len(system_prompt) > self.max_input_chars:
+            raise BadInput(
+                f"The system prompt has {len(system_prompt):,} characters; the limit is {self.max_input_chars:,}.",
+                hint="Shorten it, or raise MAX_INPUT_CHARS.",
+            )
+        return system_prompt.strip()
+
+    async def prepare(
+        self,
+        message: Any,
+        history: Sequence[dict[str, Any]],
+        model: Any,
+        system_prompt: Any = None,
+        temperature: Any = None,
+        top_p: Any = None,
+        max_tokens: Any = None,
+    ) -> tuple[Route, list[Message], Options]:
+        """Everything one turn sends, checked: `BadInput` (nothing sent anywhere) when it can't go."""
+        text, route = self.check(message, model)
+        files = parts(message)[1]
+        system = self.system(system_prompt)
+        options = Options.checked(temperature, top_p, max_tokens)
+        past = turns(history or [])
+        sees = bool(files or any(t.files for t in past)) and await route.backend.sees_images(route.model)
+        if files and not sees:
+            raise await self._blind(model)
+        images = await asyncio.to_thread(new_images, files, self.limits, self.upload_roots) if files else []
+        size = len(system) + len(text) + sum(len(t.text) for t in past) + sum(len(i.data) for i in images)
+        size += sum(file_size(f) for t in past for f in t.files) if sees else 0
+        if size > self.limits.conversation_chars:
+            raise BadInput(
+                f"This conversation has grown past {self.limits.conversation_chars:,} characters.",
+                hint="Start a new chat (the trash icon above the chat), or raise MAX_CONVERSATION_CHARS.",
+            )
+        messages: list[Message] = [{"role": "system", "content": system}] if system else []
+        for turn in past:
+            item: Message = {"role": turn.role, "content": turn.text}
+            if sees and turn.files and (seen := await asyncio.to_thread(past_images, turn.files, self.limits, self.upload_roots)):
+                item["images"] = seen
+            if item["content"] or item.get("images"):
+                messages.append(item)
+        last: Message = {"role": "user", "content": text}
+        if images:
+            last["images"] = images
+        messages.append(last)
+        return route, messages, options
+
+    async def _blind(self, model: str) -> BadInput:
+        """The sentence for images sent to a model that can't see them, naming the ones that can."""
+        routes = self.catalog.routes
+        names = list(routes)
+        found = await asyncio.gather(*(routes[n].backend.sees_images(routes[n].model) for n in names), return_exceptions=True)
+        seeing = [n for n, sees in zip(names, found) if sees is True]
+        if seeing:
+            return BadInput(f"{model} can't see images.", hint=f"Pick a model that can ({', '.join(seeing)}), or send the message without images.")
+        pull = " (`ollama pull gemma3` adds one to an Ollama server)" if routes[model].backend.name == "ollama" else ""
+        return BadInput(f"{model} can't see images, and none of the models here can{pull}.", hint="Send the message without images.")
+
+    async def respond(
+        self,
+        message: Any,
+        history: Sequence[dict[str, Any]],
+        model: Any,
+        system_prompt: Any = None,
+        temperature: Any = None,
+        top_p: Any = None,
+        max_tokens: Any = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         """Gradio's chat function: yields the whole reply so far as message dicts."""
         reply = Reply()
         try:
-            text, route = self.check(message, model)
-            deltas = route.backend.stream_chat(route.model, conversation(history, text, self.system_prompt))
+            route, messages, options = await self.prepare(message, history, model, system_prompt, temperature, top_p, max_tokens)
+            deltas = route.backend.stream_chat(route.model, messages, options)
             async with aclosing(replies(deltas, self.update_interval, reply)) as stream:
                 async for reply in stream:
                     yield reply.messages()

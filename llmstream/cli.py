@@ -15,7 +15,7 @@ import time
 from typing import TextIO
 
 from .backends import Catalog, Route, plan
-from .chat import conversation
+from .request import conversation
 from .errors import BadInput, LLMStreamError
 from .settings import BACKENDS, Settings
 from .stats import Meter

@@ -25,12 +25,14 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from . import hub
 from .backend import Delta, Message, Stats
 from .batching import BatchEngine, Finished, Job, Queued, Sampling
 from .errors import BadInput, LLMStreamError, NoBackend, ServerError
+from .options import Options
 from .secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -211,11 +213,29 @@ class EmbeddedBackend:
         assert ready is not None
         return await asyncio.wrap_future(ready)
 
+    async def sees_images(self, model: str) -> bool:
+        return False  # the engine runs text models only (no vision projector is loaded)
+
+    def sampling_for(self, options: Options | None, sampling: Sampling | None = None) -> Sampling:
+        """This chat's sampler: the engine's defaults, with what the person set in place of them."""
+        base = sampling or self.sampling
+        if not options:
+            return base
+        named = {"temperature": options.temperature, "top_p": options.top_p, "max_tokens": options.max_tokens}
+        return replace(base, **{k: v for k, v in named.items() if v is not None})
+
     async def stream_chat(
-        self, model: str, messages: Sequence[Message], sampling: Sampling | None = None
+        self,
+        model: str,
+        messages: Sequence[Message],
+        options: Options | None = None,
+        *,
+        sampling: Sampling | None = None,
     ) -> AsyncIterator[Delta]:
         if model != self.model_name:
             raise BadInput(f"The embedded engine runs {self.model_name}, not {model}.")
+        if any(m.get("images") for m in messages):
+            raise BadInput(f"{self.model_name} reads text only.", hint="Send the message without images.")
         loading = asyncio.ensure_future(self.engine())
         try:
             while not (await asyncio.wait([loading], timeout=NOTE_SECONDS))[0]:
@@ -231,7 +251,7 @@ class EmbeddedBackend:
                 f"it is {len(tokens)} tokens.",
                 hint="Start a new chat, or use a larger model.",
             )
-        job = Job(tokens, sampling or self.sampling, thinking)
+        job = Job(tokens, self.sampling_for(options, sampling), thinking)
         engine.submit(job)
         try:
             while True:

@@ -27,6 +27,7 @@ from .errors import (
 from .http_client import answers, make_client
 from .http_errors import cut_off, server_text, status_error, transport_error
 from .ndjson import DEFAULT_MAX_LINE_BYTES, NDJSONDecoder
+from .options import Options
 from .settings import Endpoint
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,13 @@ class OllamaBackend:
         self._capabilities[model] = found
         return found
 
-    async def stream_chat(self, model: str, messages: Sequence[Message]) -> AsyncIterator[Delta]:
-        body: dict[str, Any] = {"model": model, "messages": list(messages), "stream": True}
+    async def sees_images(self, model: str) -> bool:
+        return "vision" in await self.capabilities(model)
+
+    async def stream_chat(self, model: str, messages: Sequence[Message], options: Options | None = None) -> AsyncIterator[Delta]:
+        body: dict[str, Any] = {"model": model, "messages": [_wire(m) for m in messages], "stream": True}
+        if options:
+            body["options"] = _options(options)
         if "thinking" in await self.capabilities(model):
             body["think"] = True
         decoder = NDJSONDecoder(self.max_line_bytes)
@@ -168,6 +174,20 @@ class OllamaBackend:
                 hint="Is OLLAMA_HOST pointing at an Ollama server?",
             )
         return status_error(status, f"the Ollama server at {self.url}", detail)
+
+
+def _wire(message: Message) -> dict[str, Any]:
+    """A message as `/api/chat` takes it: images as base64 strings beside the text."""
+    out: dict[str, Any] = {"role": message["role"], "content": message["content"]}
+    if images := message.get("images"):
+        out["images"] = [image.base64() for image in images]
+    return out
+
+
+def _options(options: Options) -> dict[str, Any]:
+    """Ollama's names for the settings that are set (`num_predict` is its token limit)."""
+    named = {"temperature": options.temperature, "top_p": options.top_p, "num_predict": options.max_tokens}
+    return {k: v for k, v in named.items() if v is not None}
 
 
 async def _drain(chunks: AsyncIterator[bytes], seconds: float = 1.0) -> None:

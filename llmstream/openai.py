@@ -21,6 +21,7 @@ from .errors import AuthFailed, LLMStreamError, ModelNotFound, ServerError, Stre
 from .http_client import answers, make_client
 from .http_errors import cut_off, server_text, status_error, transport_error
 from .ndjson import DEFAULT_MAX_LINE_BYTES
+from .options import Options
 from .secrets import Secret
 from .sse import SSEDecoder
 
@@ -79,13 +80,19 @@ class OpenAIBackend:
         items = data.get("data", []) if isinstance(data, dict) else []
         return [m["id"] for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
-    async def stream_chat(self, model: str, messages: Sequence[Message]) -> AsyncIterator[Delta]:
-        body = {
+    async def sees_images(self, model: str) -> bool:
+        return True  # the API has no way to ask; the server refuses images it can't read, in words we pass on
+
+    async def stream_chat(self, model: str, messages: Sequence[Message], options: Options | None = None) -> AsyncIterator[Delta]:
+        body: dict[str, Any] = {
             "model": model,
-            "messages": list(messages),
+            "messages": [_wire(m) for m in messages],
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if options:
+            named = {"temperature": options.temperature, "top_p": options.top_p, "max_tokens": options.max_tokens}
+            body.update((k, v) for k, v in named.items() if v is not None)
         decoder = SSEDecoder(self.max_event_bytes)
         usage: dict[str, Any] | None = None
         try:
@@ -142,6 +149,16 @@ class OpenAIBackend:
                 hint="Try again in a moment.",
             )
         return status_error(status, f"the server at {self.url}", detail)
+
+
+def _wire(message: Message) -> dict[str, Any]:
+    """A message as chat completions take it: with images, a list of text and `image_url` parts."""
+    images = message.get("images")
+    if not images:
+        return {"role": message["role"], "content": message["content"]}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message["content"]}] if message["content"] else []
+    parts += [{"type": "image_url", "image_url": {"url": image.data_url()}} for image in images]
+    return {"role": message["role"], "content": parts}
 
 
 def _delta(

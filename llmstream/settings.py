@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 
 from .embedded import DEFAULT_PARALLEL
 from .hub import parse_ref
+from .request import Limits
 from .secrets import Redactor, Secret, basic_auth_forms
 
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
@@ -239,6 +240,8 @@ class Settings:
     models: tuple[str, ...] = ()
     system_prompt: str = ""
     max_input_chars: int = 8000
+    max_image_mb: float = 10.0
+    max_conversation_chars: int = 200_000
     max_line_bytes: int = 1 << 20
     connect_timeout: float = 5.0
     read_timeout: float = 300.0
@@ -278,6 +281,8 @@ class Settings:
             models=parse_list(source.get("MODELS")),
             system_prompt=(source.get("SYSTEM_PROMPT") or "").strip(),
             max_input_chars=int(_number(source, "MAX_INPUT_CHARS", 8000, int, 1)),
+            max_image_mb=_number(source, "MAX_IMAGE_MB", 10.0, float, 0.001),
+            max_conversation_chars=int(_number(source, "MAX_CONVERSATION_CHARS", 200_000, int, 1)),
             max_line_bytes=int(_number(source, "MAX_LINE_BYTES", 1 << 20, int, 1024)),
             connect_timeout=_number(source, "CONNECT_TIMEOUT", 5.0, float, 0.1),
             read_timeout=_number(source, "READ_TIMEOUT", 300.0, float, 0.1),
@@ -288,6 +293,13 @@ class Settings:
             share=parse_bool(source.get("GRADIO_SHARE")),
             server_name=source.get("GRADIO_SERVER_NAME") or "127.0.0.1",
             server_port=int(_number(source, "GRADIO_SERVER_PORT", 7860, int, 0)),
+        )
+
+    def limits(self) -> Limits:
+        return Limits(
+            input_chars=self.max_input_chars,
+            image_bytes=int(self.max_image_mb * 2**20),
+            conversation_chars=self.max_conversation_chars,
         )
 
     def launch_warnings(self) -> list[str]:

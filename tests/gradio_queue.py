@@ -91,7 +91,8 @@ class GradioQueue:
     ) -> ChatRun:
         fn = await self._endpoint()
         session = uuid.uuid4().hex
-        data: list[Any] = [message, None, model] if self._inputs == 3 else [message, model]
+        # message, the history state (kept by the server), model, then the settings: None, not sent
+        data: list[Any] = [message, None, model] + [None] * (self._inputs - 3)
         run = ChatRun(started=time.time())
         output: Any = None
         generating = 0

@@ -13,6 +13,8 @@ picks the behaviour:
   message (`id=NAME tokens=T rate=R`), and records when it sent each one, for the
   load benchmark's latency measurement (`GET /_scripted/sent`);
 - `fault-*` models fail in one way each (see `FAULTS`);
+- `llava:7b` is the vision model (`vision` in `/api/show`); images sent to any other model
+  are refused as the real servers do (Ollama: 500, an OpenAI-compatible server: 400);
 - any other name is a 404 "model not found", as Ollama answers; `gone:7b` is listed by
   `/api/tags` but answers 404 too (a model removed after the list was read).
 
@@ -40,6 +42,7 @@ RECORDED = {
     "deepseek-r1:8b": ("generate-deepseek-r1_8b-e78d8f3bc9.ndjson", ["completion"]),
     "qwen3:8b": (None, ["completion", "thinking"]),
     "gpt-oss:20b": ("generate-gpt-oss_20b-061a1077d9.ndjson", ["completion", "thinking"]),
+    "llava:7b": ("generate-llava_7b-53264497ec.ndjson", ["completion", "vision"]),
 }
 
 FAULTS = {
@@ -109,6 +112,27 @@ def _bench_params(body: dict[str, Any]) -> dict[str, Any]:
     text = next((m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
     fields = dict(item.split("=", 1) for item in text.split() if "=" in item)
     return {"id": fields.get("id", "anon"), "tokens": int(fields.get("tokens", 100)), "rate": float(fields.get("rate", 50))}
+
+
+def _image_refusal(model: str, body: dict[str, Any], sse: bool) -> tuple[int, str] | None:
+    """What a real server answers when images are sent wrongly: malformed, or to a model that can't see."""
+    images: list[str] = []
+    for message in body.get("messages", []):
+        if sse and isinstance(message.get("content"), list):
+            images += [p["image_url"]["url"].partition(",")[2] for p in message["content"] if p.get("type") == "image_url"]
+        images += message.get("images") or []
+    if not images:
+        return None
+    if "vision" not in RECORDED.get(model, (None, ()))[1]:
+        if sse:
+            return 400, f"{model} is not a multimodal model"
+        return 500, "this model is missing data required for image input"
+    for data in images:
+        try:
+            base64.b64decode(data, validate=True)
+        except ValueError:
+            return 400, "illegal base64 data at input byte 0"
+    return None
 
 
 def _dumps(obj: Any) -> bytes:
@@ -287,6 +311,9 @@ class ScriptedOllama:
             caps = RECORDED.get(model, (None, ["completion"]))[1]
             if body.get("think") and "thinking" not in caps:
                 return await self._respond(writer, 400, {"error": f'"{model}" does not support thinking'})
+        refused = _image_refusal(model, body, frame.sse)
+        if refused is not None:
+            return await self._respond(writer, refused[0], frame.error_body(refused[1]))
         if model == "fault-500":
             return await self._respond(writer, 500, frame.error_body("llama runner process has terminated: signal: killed"))
         if model == "fault-400":

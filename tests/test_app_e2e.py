@@ -40,12 +40,14 @@ def stream(client, message, model):
     return updates, final
 
 
-def test_the_api_is_chat_with_message_and_model(client):
+def test_the_api_is_chat_with_message_model_and_settings(client):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/chat"]
-    names = [p["parameter_name"] for p in api["parameters"]]
-    assert names == ["message", "model"]
-    assert api["parameters"][1]["parameter_default"] == "llama3.1:8b"
-    assert api["parameters"][1]["component"] == "Radio"
+    params = {p["parameter_name"]: p for p in api["parameters"]}
+    assert list(params) == ["message", "model", "system_prompt", "temperature", "top_p", "max_tokens"]
+    assert params["model"]["parameter_default"] == "llama3.1:8b" and params["model"]["component"] == "Radio"
+    assert params["system_prompt"]["parameter_default"] == "Answer briefly."
+    # Every setting is optional; one left out is not sent (the model keeps its default).
+    assert all(params[name]["parameter_has_default"] and params[name]["parameter_default"] is None for name in ("temperature", "top_p", "max_tokens"))
 
 
 def test_streams_the_answer_in_several_updates(client, ollama):
@@ -143,7 +145,7 @@ def test_closing_the_tab_closes_the_upstream_response(app, ollama):
     ollama.reset()
     httpx.post(
         f"{app.url}/gradio_api/queue/join",
-        json={"data": ["go on", None, "endless"], "fn_index": fn["id"], "session_hash": session, "event_data": None, "trigger_id": None},
+        json={"data": ["go on", None, "endless", None, None, None, None], "fn_index": fn["id"], "session_hash": session, "event_data": None, "trigger_id": None},
     ).raise_for_status()
     generating = 0
     with httpx.stream("GET", f"{app.url}/gradio_api/queue/data", params={"session_hash": session}, timeout=30) as response:

@@ -7,6 +7,7 @@ screenshot is saved to `artifacts/browser.png`.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -46,7 +47,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def page(server, browser):
-    app = AppProcess({"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "llama3.1:8b,gpt-oss:20b,endless,fault-slowstart"})
+    app = AppProcess({"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "llama3.1:8b,gpt-oss:20b,endless,fault-slowstart,llava:7b"})
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(app.url)
     page.locator("textarea").first.wait_for()
@@ -147,6 +148,41 @@ def test_a_reload_keeps_the_chat_and_the_next_turn_sends_no_thinking(page, serve
     assert "We need to respond" not in sent and "tok/s" not in sent and "Loading the model" not in sent
     assert [m["role"] for m in request["messages"]] == ["user", "assistant", "user"]
     assert "soft, swift, fluffy" in request["messages"][1]["content"]
+
+
+def test_settings_and_an_attached_image_reach_the_server(page, server, tmp_path):
+    from PIL import Image as Pillow
+
+    png = tmp_path / "teal.png"
+    Pillow.new("RGB", (64, 48), "teal").save(png)
+    page.get_by_role("button", name="New chat").click()
+    page.locator("#settings").get_by_text("Settings").click()
+    temperature = page.locator("#temperature input[type=number]")
+    temperature.fill("1.3")
+    temperature.press("Enter")
+    page.locator("input[type=file]").first.set_input_files(str(png))
+    page.locator(".thumbnail-item, .thumbnail-image, img").first.wait_for(timeout=10_000)
+    server.reset()
+    send(page, "llava:7b", "What colour is this?")
+    watch(page, lambda text: bool(STATS.search(text)), timeout=20)
+    (request,) = server.chats()
+    assert request["options"] == {"temperature": 1.3}  # only the setting that was moved
+    assert request["messages"][-1]["content"] == "What colour is this?"
+    assert request["messages"][-1]["images"] == [base64.b64encode(png.read_bytes()).decode()]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "settings.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(ARTIFACTS / "settings-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.get_by_role("button", name="Use the model's defaults").click()
+    server.reset()
+    before = last_answer(page)
+    send(page, "llama3.1:8b", "And without settings?")
+    watch(page, lambda text: text != before and bool(STATS.search(text)), timeout=20)
+    (request,) = server.chats()
+    assert "options" not in request  # back to the model's defaults
+    # the earlier picture stays out of a text-only model's conversation; its words stay in
+    assert not any("images" in m for m in request["messages"]) and request["messages"][-3]["content"] == "What colour is this?"
 
 
 def test_the_status_line_follows_a_model_being_fetched(tmp_path, browser):

@@ -137,7 +137,7 @@ def test_errors_keep_the_partial_answer_and_never_show_a_secret(ollama):
 
 def test_unexpected_failures_read_as_a_sentence_not_a_traceback():
     class Broken:
-        async def stream_chat(self, model, messages):
+        async def stream_chat(self, model, messages, options=None):
             raise ZeroDivisionError("boom")
             yield  # pragma: no cover
 

@@ -43,7 +43,7 @@ def run(coro):
 
 async def answer(backend, messages, sampling=None, events=None, name="") -> str:
     parts = []
-    async for delta in backend.stream_chat(backend.model_name, messages, sampling):
+    async for delta in backend.stream_chat(backend.model_name, messages, sampling=sampling):
         if events is not None and delta.content:
             events.append(name)
         parts.append(delta.content)
@@ -130,7 +130,7 @@ def test_a_chat_that_finds_every_slot_busy_waits_and_is_told_its_place():
 
         async def waiting(name: str) -> str:
             parts = []
-            async for delta in backend.stream_chat(backend.model_name, user("Say hello."), GREEDY):
+            async for delta in backend.stream_chat(backend.model_name, user("Say hello."), sampling=GREEDY):
                 if delta.note and not "".join(parts):
                     notes[name].append(delta.note)
                 parts.append(delta.content)
@@ -284,3 +284,31 @@ def test_a_conversation_longer_than_the_context_is_a_clear_error():
         run(go())
     assert "too long for the embedded model (256 tokens of context)" in info.value.sentence()
     assert "Start a new chat" in info.value.sentence()
+
+
+def test_the_chat_settings_drive_the_engines_sampler(engine):
+    from llmstream.options import Options
+
+    assert engine.sampling_for(Options()) == engine.sampling
+    assert engine.sampling_for(Options(temperature=0, top_p=0.5, max_tokens=7)) == Sampling(temperature=0, top_p=0.5, max_tokens=7)
+
+    async def go():
+        deltas = [d async for d in engine.stream_chat(engine.model_name, user("Name three colors."), Options(temperature=0, max_tokens=5))]
+        greedy = await answer(engine, user("Name three colors."), Sampling(temperature=0, max_tokens=5))
+        return deltas, greedy
+
+    deltas, greedy = run(go())
+    assert deltas[-1].stats.tokens == 5  # the token limit, natively
+    assert "".join(d.content for d in deltas) == greedy  # temperature 0: the greedy answer, token for token
+
+
+def test_images_are_refused_by_the_text_only_engine(engine):
+    from llmstream.errors import BadInput
+    from llmstream.images import Image
+
+    async def go():
+        return [d async for d in engine.stream_chat(engine.model_name, [{"role": "user", "content": "?", "images": [Image(b"x", "image/png", "a.png")]}])]
+
+    assert not run(engine.sees_images(engine.model_name))
+    with pytest.raises(BadInput, match="reads text only"):
+        run(go())

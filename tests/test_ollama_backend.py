@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -21,10 +22,10 @@ def backend_for(url: str, **kwargs) -> OllamaBackend:
     return OllamaBackend(settings.ollama, **kwargs)
 
 
-async def collect(backend: OllamaBackend, model: str, messages=HELLO):
+async def collect(backend: OllamaBackend, model: str, messages=HELLO, options=None):
     deltas = []
     try:
-        async for delta in backend.stream_chat(model, messages):
+        async for delta in backend.stream_chat(model, messages, options):
             deltas.append(delta)
     finally:
         await backend.aclose()
@@ -197,3 +198,41 @@ def test_one_client_serves_many_concurrent_streams(ollama):
 
     answers = run(go())
     assert len(set(answers)) == 1 and answers[0].endswith("Hello there!")
+
+
+def test_settings_and_images_go_in_ollamas_own_fields(ollama):
+    from llmstream.images import Image
+    from llmstream.options import Options
+
+    png = b"\x89PNG\r\n\x1a\n-not-decoded-by-the-backend"
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is this?", "images": [Image(png, "image/png", "cat.png")]},
+    ]
+    ollama.reset()
+    deltas = run(collect(backend_for(ollama.url), "llava:7b", messages, Options(temperature=0.3, top_p=0.5, max_tokens=64)))
+    assert "".join(d.content for d in deltas).startswith(" A rabbit is a small")
+    (sent,) = ollama.chats()
+    assert sent["options"] == {"temperature": 0.3, "top_p": 0.5, "num_predict": 64}
+    assert sent["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is this?", "images": [base64.b64encode(png).decode()]},
+    ]
+    ollama.reset()
+    run(collect(backend_for(ollama.url), "llama3.1:8b", HELLO, Options(max_tokens=5)))
+    (sent,) = ollama.chats()
+    assert sent["options"] == {"num_predict": 5}  # only what is set
+    ollama.reset()
+    run(collect(backend_for(ollama.url), "llama3.1:8b", HELLO, Options()))
+    assert "options" not in ollama.chats()[0]
+
+
+def test_capabilities_say_which_models_see(ollama):
+    async def go():
+        backend = backend_for(ollama.url)
+        try:
+            return await backend.sees_images("llava:7b"), await backend.sees_images("llama3.1:8b")
+        finally:
+            await backend.aclose()
+
+    assert run(go()) == (True, False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import httpx
@@ -28,9 +29,9 @@ def run(coro):
     return asyncio.run(coro)
 
 
-async def collect(backend: OpenAIBackend, model: str):
+async def collect(backend: OpenAIBackend, model: str, messages=HELLO, options=None):
     try:
-        return [d async for d in backend.stream_chat(model, HELLO)]
+        return [d async for d in backend.stream_chat(model, messages, options)]
     finally:
         await backend.aclose()
 
@@ -186,3 +187,39 @@ def test_any_split_of_the_bytes_gives_the_same_stream(ollama, model, cuts, data)
 
 _SSE_CACHE: dict[str, bytes] = {}
 _WHOLE: dict[str, list] = {}
+
+
+def test_settings_and_images_go_in_the_chat_completions_fields(ollama):
+    from llmstream.images import Image
+    from llmstream.options import Options
+
+    png = b"\x89PNG\r\n\x1a\n-not-decoded-by-the-backend"
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is this?", "images": [Image(png, "image/png", "cat.png")]},
+    ]
+    ollama.reset()
+    deltas = run(collect(OpenAIBackend(ollama.url + "/v1"), "llava:7b", messages, Options(temperature=1.5, top_p=0.25, max_tokens=99)))
+    assert "".join(d.content for d in deltas).startswith(" A rabbit is a small")
+    sent = ollama.requests[-1]["body"]
+    assert (sent["temperature"], sent["top_p"], sent["max_tokens"]) == (1.5, 0.25, 99)
+    assert sent["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}},
+        ]},
+    ]
+    ollama.reset()
+    run(collect(OpenAIBackend(ollama.url + "/v1"), "llama3.1:8b", HELLO, Options(top_p=0.5)))
+    sent = ollama.requests[-1]["body"]
+    assert sent["top_p"] == 0.5 and "temperature" not in sent and "max_tokens" not in sent
+
+
+def test_a_server_that_refuses_images_is_said_in_a_sentence(ollama):
+    from llmstream.images import Image
+
+    messages = [{"role": "user", "content": "What is this?", "images": [Image(b"png", "image/png", "cat.png")]}]
+    with pytest.raises(ServerError) as info:
+        run(collect(OpenAIBackend(ollama.url + "/v1"), "llama3.1:8b", messages))
+    assert "llama3.1:8b is not a multimodal model" in info.value.sentence() and "400" in info.value.sentence()

@@ -1,0 +1,150 @@
+"""The Gradio page: model selector, chat, and the Settings under it. Only `app.py` imports this.
+
+Every check lives in the core (`Chat.prepare`), so the components here let any value
+through to it: a person or an API client then reads the same one sentence, in the chat,
+whatever they sent.
+
+Sampling settings have two faces. The API's `temperature`, `top_p` and `max_tokens` are
+hidden number fields that start empty (None: not sent, the model's own default); the
+sliders people drag copy their value into them, in the browser, only when moved. So an
+untouched slider sends nothing, and an API call that leaves a setting out does the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from gradio.components.multimodal_textbox import MultimodalData
+from pydantic import model_validator
+
+from .chat import Chat
+from .options import MAX_TOKENS_LIMIT, TEMPERATURE_RANGE, TOP_P_RANGE
+from .settings import Settings
+
+# Where the sliders rest until moved: Ollama's documented defaults, a typical answer length.
+SLIDER_START = {"temperature": 0.8, "top_p": 0.9, "max_tokens": 1024}
+UNTOUCHED = "Not sent until you move it: each model uses its own default."
+
+
+class ModelRadio(gr.Radio):
+    """A radio that lets any value through, so the chat refuses unknown models in its own words.
+
+    `is_template` is Gradio's mark for a subclass that renders as its parent (`radio`).
+    """
+
+    is_template = True
+
+    def preprocess(self, payload: str | int | float | None) -> str | int | float | None:
+        return payload
+
+
+class _ChatBoxData(MultimodalData):
+    """Gradio's `{"text", "files"}` message, also accepted as a plain string from API clients."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        return {"text": value, "files": []} if isinstance(value, str) else value
+
+
+class ChatBox(gr.MultimodalTextbox):
+    """The multimodal message box. File types are checked by the core, which decodes each image."""
+
+    is_template = True
+    data_model = _ChatBoxData
+
+    def preprocess(self, payload: MultimodalData | None) -> dict[str, Any] | None:
+        if payload is None:
+            return None
+        return {"text": payload.text, "files": [f.path for f in payload.files]}
+
+
+class SettingValue(gr.Number):
+    """A hidden API input: None until set, any value passed to the core's checks."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+
+
+def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
+    async def refresh(current: str | None) -> gr.Radio:
+        await chat.catalog.refresh()
+        value = current if current in chat.models else (chat.models[0] if chat.models else None)
+        return gr.Radio(choices=chat.models, value=value)
+
+    def header() -> str:
+        return "\n\n".join([f"## llmstream\n{status}", *chat.catalog.notes()])
+
+    def tick() -> tuple[str, gr.Timer]:
+        return header(), gr.Timer(active=chat.catalog.preparing)
+
+    with gr.Blocks(title="llmstream", fill_height=True) as demo:
+        title = gr.Markdown(header())
+        # While the embedded model is fetched or loaded, the status line follows it once a second.
+        timer = gr.Timer(1.0, active=chat.catalog.preparing)
+        timer.tick(tick, outputs=[title, timer], api_visibility="private", queue=False)
+        model = ModelRadio(
+            choices=chat.models,
+            value=chat.models[0] if chat.models else None,
+            label="Model",
+            interactive=True,
+        )
+        values = {name: SettingValue(value=None, visible=False, label=name) for name in SLIDER_START}
+        chat_area = gr.Column(scale=1)  # filled below, so the chat sits above its Settings
+        with gr.Accordion("Settings", open=False, elem_id="settings"):
+            system_prompt = gr.Textbox(
+                settings.system_prompt,
+                label="System prompt",
+                placeholder="For example: You are a patient teacher. Answer in two sentences.",
+                lines=2,
+                max_lines=8,
+            )
+            sliders = _sliders()
+            defaults = gr.Button("Use the model's defaults", size="sm", variant="secondary")
+        for name, slider in sliders.items():
+            slider.input(None, slider, values[name], js="(v) => v", api_visibility="private", queue=False)
+        starts = [SLIDER_START[name] for name in sliders]
+        defaults.click(
+            None,
+            None,
+            [*values.values(), *sliders.values(), system_prompt],
+            js=f"() => [null, null, null, ...{starts!r}, {settings.system_prompt!r}]",
+            api_visibility="private",
+            queue=False,
+        )
+        with chat_area:
+            gr.ChatInterface(
+                chat.respond,
+                multimodal=True,
+                textbox=ChatBox(
+                    file_types=["image"],
+                    file_count="multiple",
+                    placeholder="Type a message, or paste, drop or attach images…",
+                    show_label=False,
+                    scale=7,
+                    submit_btn=True,
+                    stop_btn=True,  # Stop closes the stream to the model (ChatInterface wires it)
+                ),
+                additional_inputs=[model, system_prompt, *values.values()],
+                api_name="chat",
+                concurrency_limit=settings.concurrency_limit,
+                fill_height=True,
+                save_history=True,  # conversations live in the browser and survive a reload
+            )
+        demo.load(refresh, inputs=[model], outputs=[model], api_visibility="private", queue=False)
+        demo.load(tick, outputs=[title, timer], api_visibility="private", queue=False)
+    return demo
+
+
+def _sliders() -> dict[str, gr.Slider]:
+    def slider(name: str, low: float, high: float, step: float, label: str) -> gr.Slider:
+        return gr.Slider(low, high, value=SLIDER_START[name], step=step, label=label, info=UNTOUCHED, buttons=[], elem_id=name)
+
+    return {
+        "temperature": slider("temperature", *TEMPERATURE_RANGE, 0.05, "Temperature"),
+        "top_p": slider("top_p", *TOP_P_RANGE, 0.01, "Top-p"),
+        "max_tokens": slider("max_tokens", 1, MAX_TOKENS_LIMIT, 1, "Max tokens"),
+    }
