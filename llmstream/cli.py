@@ -15,8 +15,9 @@ import time
 from typing import TextIO
 
 from .backends import Catalog, Route, plan
-from .request import conversation
-from .errors import BadInput, LLMStreamError
+from .errors import BadInput, LLMStreamError, NoBackend
+from .options import Options
+from .request import conversation, new_images
 from .settings import BACKENDS, Settings
 from .stats import Meter
 from .think import Bracketed
@@ -28,6 +29,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", "-m", help="model to use (default: the first one offered)")
     parser.add_argument("--backend", help=f"auto, or a comma-separated list of {', '.join(BACKENDS)} (default: BACKEND, or auto)")
     parser.add_argument("--system", help="system prompt (default: SYSTEM_PROMPT)")
+    parser.add_argument("--temperature", type=float, help="0 to 2 (default: the model's own)")
+    parser.add_argument("--top-p", type=float, help="0 to 1 (default: the model's own)")
+    parser.add_argument("--max-tokens", type=int, help="longest answer in tokens (default: the model's own limit)")
+    parser.add_argument("--image", action="append", default=[], metavar="PATH", help="an image for a vision model (up to 4)")
     parser.add_argument("--stats", action="store_true", help="print tokens, tokens/s and time to first token on stderr")
     return parser.parse_args(argv)
 
@@ -36,6 +41,8 @@ def pick(catalog: Catalog, model: str | None) -> Route:
     """The route for `--model`; Ollama may be asked for any model it might have."""
     if catalog.problem is not None and not catalog.routes:
         raise catalog.problem
+    if not catalog.routes and not model:
+        raise NoBackend("No model is offered here.", hint="Name one with --model.")
     if not model:
         return next(iter(catalog.routes.values()))
     if model in catalog.routes:
@@ -55,11 +62,22 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not prompt.strip():
         print("llmstream: the prompt is empty. Pass it as an argument or on stdin.", file=err)
         return 2
+    try:
+        options = Options.checked(args.temperature, args.top_p, args.max_tokens)
+        images = new_images(args.image, settings.limits(), None)
+    except BadInput as exc:
+        print(f"llmstream: {exc.sentence()}", file=err)
+        return 2
     catalog = Catalog.from_plan(settings, await plan(settings))
     try:
         route = pick(catalog, args.model)
+        messages = conversation([], prompt, settings.system_prompt)
+        if images:
+            if not await route.backend.sees_images(route.model):
+                raise BadInput(f"{route.model} can't see images.", hint="Pick a vision model with --model (llava, gemma3, qwen2.5vl…).")
+            messages[-1]["images"] = images
         plain, meter = Bracketed(), Meter()
-        stream = route.backend.stream_chat(route.model, conversation([], prompt, settings.system_prompt))
+        stream = route.backend.stream_chat(route.model, messages, options)
         try:
             async for delta in stream:
                 meter.add(delta, time.monotonic())

@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from scripted_ollama import ScriptedOllama  # noqa: E402
+from llmstream.images import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
@@ -101,6 +102,14 @@ def plain(messages) -> list[dict]:
     """The messages a person reads as the conversation: no Thinking, figures or waiting notes."""
     return [m for m in messages or [] if not m.get("metadata")]
 
+
+# A system prompt and a user message with one image, as the chat hands them to a backend
+# (backends send the bytes as they are; the chat is what decodes them).
+_PNG = b"\x89PNG\r\n\x1a\n-not-decoded-by-the-backend"
+WITH_IMAGE = (_PNG, [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "What is this?", "images": [Image(_PNG, "image/png", "cat.png")]},
+])
 
 STATS_LINE = r"^\d+ tokens? · [\d.]+ tok/s · first token [\d.]+ s$"
 

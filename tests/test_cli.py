@@ -65,3 +65,24 @@ def test_openai_backend_and_stats(ollama):
     assert re.match(STATS_LINE, done.stderr.strip()), done.stderr
     done = cli("hi", "-m", "qwen3:8b", "--stats", env={"OLLAMA_HOST": ollama.url})
     assert done.stderr.strip() == "11 tokens · 44.0 tok/s · first token 0.15 s"
+
+
+def test_settings_and_an_image_from_the_command_line(ollama, tmp_path):
+    from PIL import Image as Pillow
+
+    png = tmp_path / "cat.png"
+    Pillow.new("RGB", (8, 8), "orange").save(png)
+    ollama.reset()
+    done = cli("What is this?", "-m", "llava:7b", "--temperature", "0.1", "--max-tokens", "20", "--image", str(png),
+               "--system", "Be brief.", env={"OLLAMA_HOST": ollama.url})
+    assert done.returncode == 0, done.stderr
+    (sent,) = ollama.chats()
+    assert sent["options"] == {"temperature": 0.1, "num_predict": 20}
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."} and len(sent["messages"][1]["images"]) == 1
+    ollama.reset()
+    done = cli("What is this?", "-m", "llama3.1:8b", "--image", str(png), env={"OLLAMA_HOST": ollama.url})
+    assert done.returncode == 1 and "llmstream: llama3.1:8b can't see images." in done.stderr and ollama.chats() == []
+    done = cli("hi", "-m", "llama3.1:8b", "--top-p", "3", env={"OLLAMA_HOST": ollama.url})
+    assert done.returncode == 2 and done.stderr.strip().startswith("llmstream: Top-p must be between 0 and 1; it was 3.")
+    done = cli("hi", "-m", "llama3.1:8b", "--image", str(tmp_path / "none.png"), env={"OLLAMA_HOST": ollama.url})
+    assert done.returncode == 2 and "The attachment none.png could not be read." in done.stderr

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import TRANSCRIPTS, free_port
+from conftest import TRANSCRIPTS, WITH_IMAGE, free_port
 from llmstream.errors import AuthFailed, ModelNotFound, ServerError, Stalled, StreamBroken, Unreachable
 from llmstream.ollama import OllamaBackend
 from llmstream.settings import Endpoint, Settings
@@ -201,14 +201,9 @@ def test_one_client_serves_many_concurrent_streams(ollama):
 
 
 def test_settings_and_images_go_in_ollamas_own_fields(ollama):
-    from llmstream.images import Image
     from llmstream.options import Options
 
-    png = b"\x89PNG\r\n\x1a\n-not-decoded-by-the-backend"
-    messages = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "What is this?", "images": [Image(png, "image/png", "cat.png")]},
-    ]
+    png, messages = WITH_IMAGE
     ollama.reset()
     deltas = run(collect(backend_for(ollama.url), "llava:7b", messages, Options(temperature=0.3, top_p=0.5, max_tokens=64)))
     assert "".join(d.content for d in deltas).startswith(" A rabbit is a small")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import TRANSCRIPTS, free_port
+from conftest import TRANSCRIPTS, WITH_IMAGE, free_port
 from llmstream.backends import Catalog, Route
 from llmstream.chat import Chat
 from llmstream.errors import AuthFailed, ModelNotFound, ServerError, Stalled, StreamBroken, Unreachable
@@ -190,14 +190,9 @@ _WHOLE: dict[str, list] = {}
 
 
 def test_settings_and_images_go_in_the_chat_completions_fields(ollama):
-    from llmstream.images import Image
     from llmstream.options import Options
 
-    png = b"\x89PNG\r\n\x1a\n-not-decoded-by-the-backend"
-    messages = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "What is this?", "images": [Image(png, "image/png", "cat.png")]},
-    ]
+    png, messages = WITH_IMAGE
     ollama.reset()
     deltas = run(collect(OpenAIBackend(ollama.url + "/v1"), "llava:7b", messages, Options(temperature=1.5, top_p=0.25, max_tokens=99)))
     assert "".join(d.content for d in deltas).startswith(" A rabbit is a small")
