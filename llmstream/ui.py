@@ -105,7 +105,10 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
             sliders = _sliders()
             defaults = gr.Button("Use the model's defaults", size="sm", variant="secondary")
         for name, slider in sliders.items():
-            slider.input(None, slider, values[name], js="(v) => v", api_visibility="private", queue=False)
+            # Only what a person does: `input` while dragging or typing, `release` when the drag
+            # ends or the number box loses focus (so the last value is caught whatever the timing).
+            for event in (slider.input, slider.release):
+                event(None, slider, values[name], js="(v) => v", api_visibility="private", queue=False)
         starts = [SLIDER_START[name] for name in sliders]
         defaults.click(
             None,

@@ -160,13 +160,22 @@ def test_settings_and_an_attached_image_reach_the_server(page, server, tmp_path)
     temperature = page.locator("#temperature input[type=number]")
     temperature.fill("1.3")
     temperature.press("Enter")
+    page.locator("#top_p input[type=range]").scroll_into_view_if_needed()
+    track = page.locator("#top_p input[type=range]").bounding_box()
+    page.mouse.move(track["x"] + track["width"] * 0.9, track["y"] + track["height"] / 2)  # the thumb, at 0.9
+    page.mouse.down()
+    page.mouse.move(track["x"] + track["width"] * 0.5, track["y"] + track["height"] / 2, steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(200)
+    top_p = float(page.locator("#top_p input[type=number]").input_value())
+    assert 0.3 < top_p < 0.7
     page.locator("input[type=file]").first.set_input_files(str(png))
     page.locator(".thumbnail-item, .thumbnail-image, img").first.wait_for(timeout=10_000)
     server.reset()
     send(page, "llava:7b", "What colour is this?")
     watch(page, lambda text: bool(STATS.search(text)), timeout=20)
     (request,) = server.chats()
-    assert request["options"] == {"temperature": 1.3}  # only the setting that was moved
+    assert request["options"] == {"temperature": 1.3, "top_p": top_p}  # only the settings that were moved
     assert request["messages"][-1]["content"] == "What colour is this?"
     assert request["messages"][-1]["images"] == [base64.b64encode(png.read_bytes()).decode()]
     ARTIFACTS.mkdir(exist_ok=True)
