@@ -1,94 +1,11 @@
-"""`python app.py`: a Gradio chat that streams from Ollama or the embedded engine. UI wiring only."""
+"""`python app.py`: the chat in the browser (a Hugging Face Space runs this file).
 
-from __future__ import annotations
+The same as the `llmstream-app` command; the app itself is `llmstream/app.py`.
+"""
 
-import argparse
-import asyncio
-import logging
-import os
-import sys
+from llmstream.app import create, launch, main
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-import gradio as gr  # noqa: E402
-
-from llmstream.backends import Catalog, plan  # noqa: E402
-from llmstream.chat import Chat  # noqa: E402
-from llmstream import gradio_tuning  # noqa: E402
-from llmstream.secrets import install_log_redaction  # noqa: E402
-from llmstream.settings import Settings  # noqa: E402
-from llmstream.ui import build  # noqa: E402
-
-log = logging.getLogger("llmstream.app")
-
-
-def parse_args(argv: list[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(description="A streaming chat in the browser: Ollama, or the embedded engine when no server answers.")
-    parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or GRADIO_SERVER_NAME)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 7860, or GRADIO_SERVER_PORT)")
-    parser.add_argument("--share", action="store_true", default=None, help="make a public share link")
-    parser.add_argument("--auth", help="require a login: user:password[,user2:password2] (or APP_AUTH)")
-    args = parser.parse_args(argv)
-    return {
-        "GRADIO_SERVER_NAME": args.host,
-        "GRADIO_SERVER_PORT": args.port,
-        "GRADIO_SHARE": args.share,
-        "APP_AUTH": args.auth,
-    }
-
-
-def create(settings: Settings) -> tuple[gr.Blocks, Chat]:
-    """Decide the backends and build the page: everything `launch` needs."""
-    redact = settings.redactor()
-    install_log_redaction(redact)
-    gradio_tuning.apply()
-    found = asyncio.run(plan(settings))
-    catalog = Catalog.from_plan(settings, found)
-    log.info("%s Models: %s", found.status, ", ".join(catalog.models) or "none")
-    if found.problem:
-        log.warning("%s", found.problem.sentence())
-    chat = Chat(
-        catalog,
-        system_prompt=settings.system_prompt,
-        limits=settings.limits(),
-        upload_roots=[gr.utils.get_upload_folder()],  # attachments are read from Gradio's uploads only
-        update_interval=settings.update_interval,
-        redact=redact,
-    )
-    demo = build(settings, chat, found.status)
-    demo.queue(default_concurrency_limit=settings.concurrency_limit)
-    gradio_tuning.freeze_startup_objects()
-    return demo, chat
-
-
-def launch(demo: gr.Blocks, settings: Settings, **kwargs: object) -> None:
-    for warning in settings.launch_warnings():
-        print(warning, file=sys.stderr, flush=True)
-    demo.launch(
-        server_name=settings.server_name,
-        server_port=settings.server_port,
-        share=settings.share,
-        auth=list(settings.app_auth) or None,
-        # Gradio runs at most `max_threads` events at once across the whole app (its queue
-        # has that many worker slots), whatever each event's concurrency limit says.
-        max_threads=max(40, settings.concurrency_limit + 10),
-        # Gradio keeps per-session state (about 40 KB each) for this many sessions.
-        state_session_capacity=settings.session_capacity,
-        # Gradio refuses far larger uploads before they reach the disk; the chat explains the limit itself.
-        max_file_size=int(2 * settings.max_image_mb * 2**20),
-        **kwargs,
-    )
-
-
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        settings = Settings.load(parse_args(argv))
-    except ValueError as exc:
-        sys.exit(f"llmstream: {exc}")
-    demo, _ = create(settings)
-    launch(demo, settings)
-
+__all__ = ["create", "launch", "main"]
 
 if __name__ == "__main__":
     main()

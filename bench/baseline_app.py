@@ -19,7 +19,9 @@ MODELS = os.getenv("MODELS", "bench").split(",")
 
 def chat(message, history, model):
     messages = [{"role": m["role"], "content": m["content"]} for m in history] + [{"role": "user", "content": message}]
-    response = requests.post(f"{OLLAMA_HOST}/api/chat", json={"model": model, "messages": messages, "stream": True}, stream=True)
+    response = requests.post(
+        f"{OLLAMA_HOST}/api/chat", json={"model": model, "messages": messages, "stream": True}, stream=True
+    )
     reply = ""
     for line in response.iter_lines():
         if line:

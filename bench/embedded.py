@@ -34,14 +34,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bench.load import free_port, pct, start, stop  # noqa: E402
 from gradio_queue import GradioQueue, reply_text  # noqa: E402
+
+from bench.load import free_port, pct, start, stop  # noqa: E402
 from llmstream.embedded import DEFAULT_PARALLEL, default_model_path  # noqa: E402
 
 MODEL = "smollm2:135m (embedded)"
 TOKENS = 128
 CROWDS = (1, 2, 4, 8)
-TOPICS = ["a dragon", "a lighthouse keeper", "a lost robot", "a pirate cat", "a desert city", "a clockmaker", "a comet", "a river"]
+TOPICS = [
+    "a dragon",
+    "a lighthouse keeper",
+    "a lost robot",
+    "a pirate cat",
+    "a desert city",
+    "a clockmaker",
+    "a comet",
+    "a river",
+]
 FIGURES = re.compile(r"^(\d+) tokens? · ")
 
 
@@ -147,7 +157,11 @@ def todays_engine(chats: int = 3) -> float:
     for i in range(chats + 1):
         stream = llama.create_chat_completion(
             [{"role": "user", "content": prompt("today", i)}],
-            stream=True, max_tokens=TOKENS, temperature=0.2, top_p=0.9, repeat_penalty=1.1,
+            stream=True,
+            max_tokens=TOKENS,
+            temperature=0.2,
+            top_p=0.9,
+            repeat_penalty=1.1,
         )
         stamps = [time.perf_counter() for chunk in stream if chunk["choices"][0]["delta"].get("content")]
         if i and len(stamps) > 1:  # the first run warms up
@@ -159,9 +173,24 @@ def todays_engine(chats: int = 3) -> float:
 def batched_bench(tools: Path) -> dict[int, float]:
     """llama.cpp's own generation speed (S_TG t/s) at each batch size, on the same model."""
     out = subprocess.run(
-        [str(tools / "bin" / "llama-batched-bench"), "-m", str(default_model_path()), "-c", "8192",
-         "-npp", "64", "-ntg", str(TOKENS), "-npl", ",".join(map(str, CROWDS)), "-t", str(os.cpu_count())],
-        capture_output=True, text=True, check=True,
+        [
+            str(tools / "bin" / "llama-batched-bench"),
+            "-m",
+            str(default_model_path()),
+            "-c",
+            "8192",
+            "-npp",
+            "64",
+            "-ntg",
+            str(TOKENS),
+            "-npl",
+            ",".join(map(str, CROWDS)),
+            "-t",
+            str(os.cpu_count()),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     speeds = {}
     for line in out.splitlines():
@@ -185,9 +214,13 @@ def main() -> None:
     many, many_rss = run_app(args.parallel, crowds)
 
     print()
-    print(f"Bundled SmolLM2-135M, {TOKENS}-token answers, {os.cpu_count()} cores; today's engine alone: {today:.1f} tok/s per chat.")
+    print(
+        f"Bundled SmolLM2-135M, {TOKENS}-token answers, {os.cpu_count()} cores; today's engine alone: {today:.1f} tok/s per chat."
+    )
     print()
-    print("| chats at once | EMBEDDED_PARALLEL | first token p50 s | first token p99 s | per chat tok/s | aggregate tok/s | aggregate ÷ one at a time | llama-batched-bench S_TG tok/s | ours ÷ llama.cpp |")
+    print(
+        "| chats at once | EMBEDDED_PARALLEL | first token p50 s | first token p99 s | per chat tok/s | aggregate tok/s | aggregate ÷ one at a time | llama-batched-bench S_TG tok/s | ours ÷ llama.cpp |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for n in crowds:
         for parallel, results in ((1, one), (args.parallel, many)):
@@ -201,7 +234,9 @@ def main() -> None:
                 + (f" errors: {r.errors}" if r.errors else "")
             )
     print()
-    print(f"App memory (RSS after the runs): EMBEDDED_PARALLEL=1 {one_rss:,.0f} MB, EMBEDDED_PARALLEL={args.parallel} {many_rss:,.0f} MB.")
+    print(
+        f"App memory (RSS after the runs): EMBEDDED_PARALLEL=1 {one_rss:,.0f} MB, EMBEDDED_PARALLEL={args.parallel} {many_rss:,.0f} MB."
+    )
     eight, alone = many[crowds[-1]], many[crowds[0]]
     print(
         f"Targets: {crowds[-1]} chats first token p99 {pct(eight.first_tokens, 0.99):.2f} s (<= 1.5 s); "

@@ -100,7 +100,9 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
 
 
 def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_http(url, proc)
     return proc
 
@@ -156,8 +158,11 @@ async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Sc
 
             starts[uid] = time.time()
             try:
-                run = await asyncio.wait_for(queue.chat(f"bench id={uid} tokens={sc.tokens} rate={sc.rate}", "bench", on_update=on_update), sc.limit)
-            except asyncio.TimeoutError:
+                run = await asyncio.wait_for(
+                    queue.chat(f"bench id={uid} tokens={sc.tokens} rate={sc.rate}", "bench", on_update=on_update),
+                    sc.limit,
+                )
+            except TimeoutError:
                 if os.environ.get("BENCH_DEBUG"):
                     print("timed out user", uid, seen[-1:])
                 return False
@@ -187,7 +192,7 @@ async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Sc
             previous = n
         result.tokens += previous
     if sc.segments and arrivals:
-        (uid, seen), = arrivals.items()
+        ((uid, seen),) = arrivals.items()
         times = sent[uid]
         per_token = []
         previous = 0
@@ -196,7 +201,10 @@ async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Sc
             previous = n
         head, tail = per_token[:1000], per_token[-1000:]
         result.segment_latency = (pct(head, 0.99), pct(tail, 0.99))
-        result.segment_cpu = (cpu_between(samples, times[0], times[min(999, len(times) - 1)]), cpu_between(samples, times[-1000], times[-1]))
+        result.segment_cpu = (
+            cpu_between(samples, times[0], times[min(999, len(times) - 1)]),
+            cpu_between(samples, times[-1000], times[-1]),
+        )
     if os.environ.get("BENCH_DEBUG"):
         by_second: dict[int, list[float]] = {}
         t0 = min(min(v) for v in sent.values() if v)
@@ -250,14 +258,27 @@ def main() -> None:
     scenarios = QUICK if args.quick else SCENARIOS
     if args.scenario:
         users, tokens, rate, arrival = args.scenario.split(",")
-        scenarios = [Scenario(f"custom: {users} users over {arrival} s, {tokens} tok at {rate}/s", int(users), int(tokens), float(rate), float(arrival))]
+        scenarios = [
+            Scenario(
+                f"custom: {users} users over {arrival} s, {tokens} tok at {rate}/s",
+                int(users),
+                int(tokens),
+                float(rate),
+                float(arrival),
+            )
+        ]
     if args.only:
         scenarios = [sc for sc in scenarios if args.only in sc.name]
     server_port = free_port()
     server_url = f"http://127.0.0.1:{server_port}"
-    server = start([sys.executable, "tests/scripted_ollama.py", "--port", str(server_port)], {}, server_url + "/api/version")
+    server = start(
+        [sys.executable, "tests/scripted_ollama.py", "--port", str(server_port)], {}, server_url + "/api/version"
+    )
     apps = {
-        "ours": ([sys.executable, os.environ.get("BENCH_APP", "app.py")], {"OLLAMA_HOST": server_url, "BACKEND": "ollama", "MODELS": "bench"}),
+        "ours": (
+            [sys.executable, os.environ.get("BENCH_APP", "app.py")],
+            {"OLLAMA_HOST": server_url, "BACKEND": "ollama", "MODELS": "bench"},
+        ),
         "baseline": ([sys.executable, "bench/baseline_app.py"], {"OLLAMA_HOST": server_url, "MODELS": "bench"}),
     }
     results: dict[str, dict[str, dict]] = {}
@@ -266,14 +287,34 @@ def main() -> None:
             for name in args.apps.split(","):
                 cmd, env = apps[name]
                 port = free_port()
-                proc = start([*cmd, "--port", str(port)], {**env, "GRADIO_ANALYTICS_ENABLED": "False"}, f"http://127.0.0.1:{port}")
+                proc = start(
+                    [*cmd, "--port", str(port)],
+                    {**env, "GRADIO_ANALYTICS_ENABLED": "False"},
+                    f"http://127.0.0.1:{port}",
+                )
                 spy = None
                 if args.profile:
                     Path(args.profile).mkdir(parents=True, exist_ok=True)
                     out = Path(args.profile) / f"{name}-{number}.txt"
-                    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "-o", str(out), "--pid", str(proc.pid), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    spy = subprocess.Popen(
+                        [
+                            str(Path(sys.executable).with_name("py-spy")),
+                            "record",
+                            "--format",
+                            "raw",
+                            "-o",
+                            str(out),
+                            "--pid",
+                            str(proc.pid),
+                            "--nonblocking",
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 try:
-                    r = asyncio.run(run_scenario(f"http://127.0.0.1:{port}", server_url, proc.pid, f"{name}{number}", sc))
+                    r = asyncio.run(
+                        run_scenario(f"http://127.0.0.1:{port}", server_url, proc.pid, f"{name}{number}", sc)
+                    )
                 finally:
                     if spy is not None:
                         spy.send_signal(2)
@@ -286,18 +327,24 @@ def main() -> None:
                 results.setdefault(sc.name, {})[name] = stats
                 print(f"{sc.name:<40} {name:<9} " + "  ".join(f"{k}={fmt(v)}" for k, v in stats.items()), flush=True)
     finally:
-        print(f"scripted server CPU: {cpu_seconds(server.pid):.1f} s; driver CPU: {time.process_time():.1f} s", flush=True)
+        print(
+            f"scripted server CPU: {cpu_seconds(server.pid):.1f} s; driver CPU: {time.process_time():.1f} s", flush=True
+        )
         stop(server)
     print()
     print("| scenario | app | token p50 ms | token p99 ms | first token p99 ms | errors | app CPU s / 1000 tok |")
     print("|---|---|---|---|---|---|---|")
     for sc_name, by_app in results.items():
         for name, s in by_app.items():
-            print(f"| {sc_name} | {name} | {fmt(s['p50_ms'])} | {fmt(s['p99_ms'])} | {fmt(s['ttft_p99_ms'])} | {s['errors']} | {fmt(s['cpu_per_1k'])} |")
+            print(
+                f"| {sc_name} | {name} | {fmt(s['p50_ms'])} | {fmt(s['p99_ms'])} | {fmt(s['ttft_p99_ms'])} | {s['errors']} | {fmt(s['cpu_per_1k'])} |"
+            )
         if "ours" in by_app and "baseline" in by_app:
             o, b = by_app["ours"], by_app["baseline"]
             ratios = [b[k] / o[k] if o[k] else float("nan") for k in ("p50_ms", "p99_ms", "ttft_p99_ms", "cpu_per_1k")]
-            print(f"| {sc_name} | baseline ÷ ours | {fmt(ratios[0])}x | {fmt(ratios[1])}x | {fmt(ratios[2])}x | | {fmt(ratios[3])}x |")
+            print(
+                f"| {sc_name} | baseline ÷ ours | {fmt(ratios[0])}x | {fmt(ratios[1])}x | {fmt(ratios[2])}x | | {fmt(ratios[3])}x |"
+            )
         for name, s in by_app.items():
             if "first_1k_p99_ms" in s:
                 print(

@@ -21,7 +21,10 @@ from .ndjson import NDJSONDecoder
 from .settings import Settings
 from .think import BracketThink, ThinkSplitter, brackets
 
+__version__ = "0.3.0"  # also the package's version (pyproject reads it); see CHANGELOG.md
+
 __all__ = [
+    "__version__",
     "AuthFailed",
     "Backend",
     "BadInput",

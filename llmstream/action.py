@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .backends import Catalog, Route, plan
-from .request import conversation
 from .cli import pick
 from .errors import BadInput, LLMStreamError
+from .request import conversation
 from .settings import Settings, Source
 from .think import Bracketed
 
@@ -127,7 +127,9 @@ def _route(catalog: Catalog, model: Any, text: str) -> Route:
         for name, route in catalog.routes.items():
             if name.lower().startswith(family):
                 return route
-        raise BadInput(f"No {family} model is offered here.", hint=f"Choose one of: {', '.join(catalog.models) or 'none'}.")
+        raise BadInput(
+            f"No {family} model is offered here.", hint=f"Choose one of: {', '.join(catalog.models) or 'none'}."
+        )
     return pick(catalog, None)
 
 

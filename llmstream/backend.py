@@ -8,7 +8,7 @@ small on fast streams.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import NotRequired, Protocol, TypedDict
 
@@ -49,7 +49,9 @@ class Backend(Protocol):
 
     async def list_models(self) -> list[str]: ...
 
-    def stream_chat(self, model: str, messages: Sequence[Message], options: Options | None = None) -> AsyncIterator[Delta]:
+    def stream_chat(
+        self, model: str, messages: Sequence[Message], options: Options | None = None
+    ) -> AsyncGenerator[Delta]:
         """Stream one answer; closing the iterator must close the upstream response.
 
         Options left at None are not sent: the model's own defaults apply.
@@ -61,3 +63,11 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class Server(Backend, Protocol):
+    """A backend behind a network address, which start-up can probe briefly."""
+
+    async def ping(self, timeout: float) -> bool:
+        """Whether the server answers within `timeout` seconds."""
+        ...

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .backend import Backend
+from .backend import Backend, Server
 from .embedded import EmbeddedBackend, display_name, unavailable_reason
 from .errors import LLMStreamError, NoBackend
 from .models import offered_models
-from .settings import DEFAULT_MODELS
 from .ollama import OllamaBackend
 from .openai import OpenAIBackend
-from .settings import Settings
+from .settings import DEFAULT_MODELS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ def make_openai(settings: Settings) -> OpenAIBackend:
     )
 
 
-SERVERS = {"ollama": make_ollama, "openai": make_openai}
+SERVERS: dict[str, Callable[[Settings], Server]] = {"ollama": make_ollama, "openai": make_openai}
 
 
 def _where(settings: Settings, kind: str) -> str:
@@ -115,7 +114,7 @@ async def plan(settings: Settings) -> Plan:
     try:
         timeout = min(settings.connect_timeout, PROBE_SECONDS)
         answers = await asyncio.gather(*(probe.ping(timeout) for probe in probes.values()))
-        for (kind, probe), answered in zip(probes.items(), answers):
+        for (kind, probe), answered in zip(probes.items(), answers, strict=True):
             if not (answered or wanted):
                 silent.append(_where(settings, kind))
                 continue
@@ -126,7 +125,9 @@ async def plan(settings: Settings) -> Plan:
                 found.models[kind] = None
                 if isinstance(exc, LLMStreamError):
                     found.listing_errors.append(exc)
-                notes.append(f"{_where(settings, kind)} did not list its models at start-up: {getattr(exc, 'message', type(exc).__name__)}")
+                notes.append(
+                    f"{_where(settings, kind)} did not list its models at start-up: {getattr(exc, 'message', type(exc).__name__)}"
+                )
     finally:
         for probe in probes.values():
             await probe.aclose()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import ctypes
 import logging
 import threading
@@ -29,7 +30,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 from .backend import Message
 from .errors import BadInput, LLMStreamError, ServerError
@@ -127,7 +131,11 @@ class ChatTemplate:
 
     def render(self, messages: Sequence[Message]) -> str:
         try:
-            return self._format(messages=[dict(m) for m in messages]).prompt
+            # Our messages are checked text (images were refused before); llama.cpp's types name each role.
+            turns = [
+                cast("ChatCompletionRequestMessage", {"role": m["role"], "content": m["content"]}) for m in messages
+            ]
+            return self._format(messages=turns).prompt
         except ValueError as exc:  # the template's own raise_exception, e.g. roles in the wrong order
             raise BadInput(f"The embedded model's chat template refused this conversation: {exc}.") from None
         except Exception as exc:
@@ -190,7 +198,9 @@ class BatchEngine:
         self.batch = lib.llama_batch_init(self.batch_size, 0, 1)
         template = lib.llama_model_chat_template(model, None)
         self.template = ChatTemplate(
-            template.decode() if template else None, self._special(lib.llama_vocab_bos), self._special(lib.llama_vocab_eos)
+            template.decode() if template else None,
+            self._special(lib.llama_vocab_bos),
+            self._special(lib.llama_vocab_eos),
         )
         self._slots = [_Slot(seq) for seq in range(slots)]
         self._waiting: deque[Job] = deque()
@@ -277,7 +287,9 @@ class BatchEngine:
                 log.exception("embedded decode step failed")
                 for slot in self._slots:
                     if slot.job is not None:
-                        self._end(slot, ServerError(f"The embedded engine failed: {type(exc).__name__}."), keep_cache=False)
+                        self._end(
+                            slot, ServerError(f"The embedded engine failed: {type(exc).__name__}."), keep_cache=False
+                        )
             self._deliver()
         with self._cond:
             for job in self._waiting:
@@ -327,7 +339,9 @@ class BatchEngine:
     def _start(self, slot: _Slot, job: Job) -> None:
         lib = self.lib
         tokens = job.tokens
-        keep = min(_shared(slot.cached, tokens), len(tokens) - 1)  # at least one prompt token is decoded, for its logits
+        keep = min(
+            _shared(slot.cached, tokens), len(tokens) - 1
+        )  # at least one prompt token is decoded, for its logits
         if keep < len(slot.cached) and not lib.llama_memory_seq_rm(self.memory, slot.seq, keep, -1):
             lib.llama_memory_seq_rm(self.memory, slot.seq, -1, -1)
             keep = 0
@@ -411,7 +425,11 @@ class BatchEngine:
                 slot.next_token = None
         budget = min(PROMPT_CHUNK, self.batch_size - n)
         prefilling = sorted(
-            (s for s in self._slots if s.job is not None and s.pending and (s.borrow is None or self._take_borrowed(s))),
+            (
+                s
+                for s in self._slots
+                if s.job is not None and s.pending and (s.borrow is None or self._take_borrowed(s))
+            ),
             key=lambda s: s.job.submitted,  # type: ignore[union-attr]
         )
         for slot in prefilling:
@@ -466,7 +484,9 @@ class BatchEngine:
         tail = slot.text.decode(b"", final=True)
         if tail:
             self._send_text(slot, tail)
-        self._send(job, Finished(tokens=slot.produced, prompt_tokens=len(job.tokens), cached_tokens=slot.reused, reason=reason))
+        self._send(
+            job, Finished(tokens=slot.produced, prompt_tokens=len(job.tokens), cached_tokens=slot.reused, reason=reason)
+        )
         self._end(slot, None, keep_cache=True)
 
     def _end(self, slot: _Slot, error: LLMStreamError | None, *, keep_cache: bool) -> None:
@@ -504,16 +524,14 @@ class BatchEngine:
         """One wake-up per event loop per step, however many chats it carries."""
         outbox, self._outbox = self._outbox, {}
         for loop, items in outbox.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # that event loop has closed: nobody is listening
                 loop.call_soon_threadsafe(_hand_over, items)
-            except RuntimeError:  # that event loop has closed: nobody is listening
-                pass
 
 
 def _shared(a: list[int], b: list[int]) -> int:
     """How many tokens two sequences share from their start."""
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):  # the shorter one bounds it
         if x != y:
             break
         n += 1

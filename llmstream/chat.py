@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
-from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,13 +100,13 @@ class Reply:
             return [{"role": "assistant", "content": "", "metadata": metadata}]
         thinking = self.thinking.strip()
         if thinking:
-            metadata: dict[str, Any] = {"title": THINKING_TITLE}
+            section: dict[str, Any] = {"title": THINKING_TITLE}
             if self.thinking_seconds is None:
-                metadata["status"] = "pending"
+                section["status"] = "pending"
             else:
-                metadata["status"] = "done"
-                metadata["duration"] = round(self.thinking_seconds, 1)
-            out.append({"role": "assistant", "content": thinking, "metadata": metadata})
+                section["status"] = "done"
+                section["duration"] = round(self.thinking_seconds, 1)
+            out.append({"role": "assistant", "content": thinking, "metadata": section})
         content = self.content.lstrip()
         if content:
             out.append({"role": "assistant", "content": content})
@@ -137,7 +137,7 @@ _END = object()
 
 async def replies(
     deltas: AsyncIterator[Delta], update_interval: float = 0.025, reply: Reply | None = None
-) -> AsyncIterator[Reply]:
+) -> AsyncGenerator[Reply]:
     """Accumulate deltas into a `Reply`, yielding it at a bounded rate.
 
     The backend is read in a task of its own, paced to the updates: after a read, the
@@ -241,9 +241,9 @@ class Chat:
         system_prompt: str = "",
         max_input_chars: int = 8000,
         limits: Limits | None = None,
-        upload_roots: Sequence[Path] | None = None,
+        upload_roots: Sequence[str | Path] | None = None,
         update_interval: float = 0.025,
-        redact: Callable[[str], str] = Redactor(),
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.catalog = catalog
         self.system_prompt = system_prompt
@@ -251,7 +251,7 @@ class Chat:
         # Where attached files may be read from (Gradio's upload folder); None: anywhere.
         self.upload_roots = [Path(r).resolve() for r in upload_roots] if upload_roots is not None else None
         self.update_interval = update_interval
-        self.redact = redact
+        self.redact = redact or Redactor()
 
     @property
     def max_input_chars(self) -> int:
@@ -327,7 +327,11 @@ class Chat:
         messages: list[Message] = [{"role": "system", "content": system}] if system else []
         for turn in past:
             item: Message = {"role": turn.role, "content": turn.text}
-            if sees and turn.files and (seen := await asyncio.to_thread(past_images, turn.files, self.limits, self.upload_roots)):
+            if (
+                sees
+                and turn.files
+                and (seen := await asyncio.to_thread(past_images, turn.files, self.limits, self.upload_roots))
+            ):
                 item["images"] = seen
             if item["content"] or item.get("images"):
                 messages.append(item)
@@ -341,12 +345,19 @@ class Chat:
         """The sentence for images sent to a model that can't see them, naming the ones that can."""
         routes = self.catalog.routes
         names = list(routes)
-        found = await asyncio.gather(*(routes[n].backend.sees_images(routes[n].model) for n in names), return_exceptions=True)
-        seeing = [n for n, sees in zip(names, found) if sees is True]
+        found = await asyncio.gather(
+            *(routes[n].backend.sees_images(routes[n].model) for n in names), return_exceptions=True
+        )
+        seeing = [n for n, sees in zip(names, found, strict=True) if sees is True]
         if seeing:
-            return BadInput(f"{model} can't see images.", hint=f"Pick a model that can ({', '.join(seeing)}), or send the message without images.")
+            return BadInput(
+                f"{model} can't see images.",
+                hint=f"Pick a model that can ({', '.join(seeing)}), or send the message without images.",
+            )
         pull = " (`ollama pull gemma3` adds one to an Ollama server)" if routes[model].backend.name == "ollama" else ""
-        return BadInput(f"{model} can't see images, and none of the models here can{pull}.", hint="Send the message without images.")
+        return BadInput(
+            f"{model} can't see images, and none of the models here can{pull}.", hint="Send the message without images."
+        )
 
     async def respond(
         self,
@@ -357,11 +368,13 @@ class Chat:
         temperature: Any = None,
         top_p: Any = None,
         max_tokens: Any = None,
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]]]:
         """Gradio's chat function: yields the whole reply so far as message dicts."""
         reply = Reply()
         try:
-            route, messages, options = await self.prepare(message, history, model, system_prompt, temperature, top_p, max_tokens)
+            route, messages, options = await self.prepare(
+                message, history, model, system_prompt, temperature, top_p, max_tokens
+            )
             deltas = route.backend.stream_chat(route.model, messages, options)
             async with aclosing(replies(deltas, self.update_interval, reply)) as stream:
                 async for reply in stream:

@@ -1,4 +1,4 @@
-"""`python -m llmstream "prompt"`: stream an answer to the terminal.
+"""`llmstream "prompt"` (or `python -m llmstream`): stream an answer to the terminal.
 
 Tokens are printed as they arrive (the lessons' `print(..., end="", flush=True)`);
 reasoning is shown inline as `[think]...[/think]`. Errors print one sentence on stderr
@@ -14,6 +14,7 @@ import sys
 import time
 from typing import TextIO
 
+from . import __version__
 from .backends import Catalog, Route, plan
 from .errors import BadInput, LLMStreamError, NoBackend
 from .options import Options
@@ -24,15 +25,20 @@ from .think import Bracketed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m llmstream", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="llmstream", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("prompt", nargs="?", help="what to ask; read from stdin when omitted")
     parser.add_argument("--model", "-m", help="model to use (default: the first one offered)")
-    parser.add_argument("--backend", help=f"auto, or a comma-separated list of {', '.join(BACKENDS)} (default: BACKEND, or auto)")
+    parser.add_argument(
+        "--backend", help=f"auto, or a comma-separated list of {', '.join(BACKENDS)} (default: BACKEND, or auto)"
+    )
     parser.add_argument("--system", help="system prompt (default: SYSTEM_PROMPT)")
     parser.add_argument("--temperature", type=float, help="0 to 2 (default: the model's own)")
     parser.add_argument("--top-p", type=float, help="0 to 1 (default: the model's own)")
     parser.add_argument("--max-tokens", type=int, help="longest answer in tokens (default: the model's own limit)")
-    parser.add_argument("--image", action="append", default=[], metavar="PATH", help="an image for a vision model (up to 4)")
+    parser.add_argument(
+        "--image", action="append", default=[], metavar="PATH", help="an image for a vision model (up to 4)"
+    )
     parser.add_argument("--stats", action="store_true", help="print tokens, tokens/s and time to first token on stderr")
     return parser.parse_args(argv)
 
@@ -74,7 +80,10 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         messages = conversation([], prompt, settings.system_prompt)
         if images:
             if not await route.backend.sees_images(route.model):
-                raise BadInput(f"{route.model} can't see images.", hint="Pick a vision model with --model (llava, gemma3, qwen2.5vl…).")
+                raise BadInput(
+                    f"{route.model} can't see images.",
+                    hint="Pick a vision model with --model (llava, gemma3, qwen2.5vl…).",
+                )
             messages[-1]["images"] = images
         plain, meter = Bracketed(), Meter()
         stream = route.backend.stream_chat(route.model, messages, options)

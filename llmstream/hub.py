@@ -18,7 +18,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 from .errors import AuthFailed, LLMStreamError, ModelNotFound, ServerError, Unreachable
 from .secrets import Secret
@@ -61,7 +64,9 @@ def parse_ref(value: str) -> HubRef | None:
         return None
     match = _REF.match(text[prefix.end() :])
     if match is None:
-        raise ValueError(f"EMBEDDED_MODEL {value!r} is not a Hub repository: write hf.co/ORG/REPO or hf.co/ORG/REPO:QUANT")
+        raise ValueError(
+            f"EMBEDDED_MODEL {value!r} is not a Hub repository: write hf.co/ORG/REPO or hf.co/ORG/REPO:QUANT"
+        )
     return HubRef(f"{match[1]}/{match[2]}", match[3])
 
 
@@ -81,7 +86,9 @@ def choose_files(ref: HubRef, files: list[str]) -> list[str]:
     models = sorted(f for f in files if f.lower().endswith(".gguf") and "mmproj" not in _name(f).lower())
     firsts = [f for f in models if (m := _SPLIT.search(f)) is None or m[1] == "00001"]
     if not firsts:
-        raise ModelNotFound(f"{ref} has no GGUF file.", hint="Name a GGUF repository (their names usually end in -GGUF).")
+        raise ModelNotFound(
+            f"{ref} has no GGUF file.", hint="Name a GGUF repository (their names usually end in -GGUF)."
+        )
     offered = ", ".join(_name(_SPLIT.sub(".gguf", f)) for f in firsts[:8]) + (", …" if len(firsts) > 8 else "")
     quant = ref.quant or (None if len(firsts) == 1 else DEFAULT_QUANT)
     chosen = firsts
@@ -92,7 +99,9 @@ def choose_files(ref: HubRef, files: list[str]) -> list[str]:
             chosen = [f for f in chosen if alone.search(_name(f).lower())] or chosen
     if not chosen:
         what = f"matches {quant}" if ref.quant else f"is {DEFAULT_QUANT}, the default when a repository has several"
-        raise ModelNotFound(f"No GGUF file in {ref.repo} {what}.", hint=f"Name one with hf.co/{ref.repo}:QUANT; it has {offered}.")
+        raise ModelNotFound(
+            f"No GGUF file in {ref.repo} {what}.", hint=f"Name one with hf.co/{ref.repo}:QUANT; it has {offered}."
+        )
     if len(chosen) > 1:
         names = ", ".join(_name(f) for f in chosen)
         raise ModelNotFound(f"Several GGUF files in {ref.repo} match {quant}: {names}.", hint="Name one more exactly.")
@@ -150,13 +159,15 @@ class Progress:
                 return None
             return f"Fetching {self.what} from the Hugging Face Hub: {self._amount()}…"
 
-    def bar(self) -> type:
+    def bar(self) -> type[tqdm[Any]]:
         """A tqdm class for huggingface_hub that reports here instead of drawing a bar."""
         from tqdm import tqdm
 
+        # tqdm is generic in its stubs only: the class can't be subscripted at run time.
+        bar: type[tqdm[Any]] = tqdm
         progress = self
 
-        class Report(tqdm):  # type: ignore[misc]
+        class Report(bar):  # type: ignore[misc,valid-type]  # a base class from a variable: fine at run time
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 kwargs["disable"] = True
                 super().__init__(*args, **kwargs)

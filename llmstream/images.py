@@ -49,7 +49,8 @@ def size(n: float, digits: int = 1) -> str:
 
 def read_image(path: str | Path, max_bytes: int) -> Image:
     """The image at `path`, decoded once to prove it is one, or `BadInput` saying why not."""
-    from PIL import Image as Pillow, UnidentifiedImageError
+    from PIL import Image as Pillow
+    from PIL import UnidentifiedImageError
 
     path = Path(path)
     name = path.name

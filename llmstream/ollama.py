@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -102,7 +102,9 @@ class OllamaBackend:
     async def sees_images(self, model: str) -> bool:
         return "vision" in await self.capabilities(model)
 
-    async def stream_chat(self, model: str, messages: Sequence[Message], options: Options | None = None) -> AsyncIterator[Delta]:
+    async def stream_chat(
+        self, model: str, messages: Sequence[Message], options: Options | None = None
+    ) -> AsyncGenerator[Delta]:
         body: dict[str, Any] = {"model": model, "messages": [_wire(m) for m in messages], "stream": True}
         if options:
             body["options"] = _options(options)
@@ -256,7 +258,9 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         data = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        raise StreamBroken(f"The server at {response.request.url.host} answered with something that is not JSON.") from None
+        raise StreamBroken(
+            f"The server at {response.request.url.host} answered with something that is not JSON."
+        ) from None
     if not isinstance(data, dict):
         raise StreamBroken("The server answered with an unexpected JSON value.")
     return data
@@ -270,5 +274,3 @@ def _server_message(response: httpx.Response) -> str | None:
     if isinstance(data, dict) and "error" in data:
         return server_text(data["error"])
     return None
-
-

@@ -10,7 +10,7 @@ at a time. Reasoning arrives as `delta.reasoning_content`, `delta.reasoning`, or
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import httpx
@@ -83,7 +83,9 @@ class OpenAIBackend:
     async def sees_images(self, model: str) -> bool:
         return True  # the API has no way to ask; the server refuses images it can't read, in words we pass on
 
-    async def stream_chat(self, model: str, messages: Sequence[Message], options: Options | None = None) -> AsyncIterator[Delta]:
+    async def stream_chat(
+        self, model: str, messages: Sequence[Message], options: Options | None = None
+    ) -> AsyncGenerator[Delta]:
         body: dict[str, Any] = {
             "model": model,
             "messages": [_wire(m) for m in messages],
@@ -217,5 +219,3 @@ def _error_message(body: bytes) -> str | None:
     if isinstance(data, dict) and isinstance(data.get("detail"), str):
         return server_text(data["detail"])
     return None
-
-

@@ -52,7 +52,9 @@ def _real(name: str, value: Any) -> float:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
         raise BadInput(f"{name} must be a number; it was {shown}.", hint="Leave it out to use the model's own default.")
     if not math.isfinite(value):
-        raise BadInput(f"{name} must be a finite number; it was {value}.", hint="Leave it out to use the model's own default.")
+        raise BadInput(
+            f"{name} must be a finite number; it was {value}.", hint="Leave it out to use the model's own default."
+        )
     return float(value)
 
 

@@ -8,7 +8,7 @@ read, the environment is not touched). Credentials become `Secret`s on the way i
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -173,7 +173,9 @@ class Source:
         return self.dotenv.get(name, default)
 
 
-def _number(source: Source, name: str, default: float, kind: type = float, minimum: float = 0) -> float:
+def _number(
+    source: Source, name: str, default: float, kind: Callable[[str], float] = float, minimum: float = 0
+) -> float:
     raw = source.get(name)
     if raw is None or raw.strip() == "":
         return default

@@ -28,7 +28,17 @@ class Event:
 class SSEDecoder:
     """`feed(bytes) -> [Event]`, then `flush()` at the end of the stream."""
 
-    __slots__ = ("max_event_bytes", "_pending", "_after_cr", "_data", "_size", "_event", "_id", "_retry", "last_event_id")
+    __slots__ = (
+        "max_event_bytes",
+        "_pending",
+        "_after_cr",
+        "_data",
+        "_size",
+        "_event",
+        "_id",
+        "_retry",
+        "last_event_id",
+    )
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_event_bytes = max_event_bytes

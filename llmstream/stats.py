@@ -37,7 +37,12 @@ class Meter:
         parts = [f"{tokens} token{'' if tokens == 1 else 's'}"]
         if server.tokens and server.generation_seconds:
             parts.append(f"{server.tokens / server.generation_seconds:.1f} tok/s")
-        elif self.first_token_at is not None and self.ended is not None and self.ended > self.first_token_at and tokens > 1:
+        elif (
+            self.first_token_at is not None
+            and self.ended is not None
+            and self.ended > self.first_token_at
+            and tokens > 1
+        ):
             parts.append(f"{(tokens - 1) / (self.ended - self.first_token_at):.1f} tok/s")
         if server.load_seconds is not None or server.prompt_seconds is not None:
             parts.append(f"first token {(server.load_seconds or 0) + (server.prompt_seconds or 0):.2f} s")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-from gradio.components.multimodal_textbox import MultimodalData
+from gradio.components.multimodal_textbox import MultimodalData, MultimodalValue
 from pydantic import model_validator
 
 from .chat import Chat
@@ -54,7 +54,7 @@ class ChatBox(gr.MultimodalTextbox):
     is_template = True
     data_model = _ChatBoxData
 
-    def preprocess(self, payload: MultimodalData | None) -> dict[str, Any] | None:
+    def preprocess(self, payload: MultimodalData | None) -> MultimodalValue | None:
         if payload is None:
             return None
         return {"text": payload.text, "files": [f.path for f in payload.files]}
@@ -81,7 +81,8 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
     def tick() -> tuple[str, gr.Timer]:
         return header(), gr.Timer(active=chat.catalog.preparing)
 
-    with gr.Blocks(title="llmstream", fill_height=True) as demo:
+    demo = gr.Blocks(title="llmstream", fill_height=True)
+    with demo:
         title = gr.Markdown(header())
         # While the embedded model is fetched or loaded, the status line follows it once a second.
         timer = gr.Timer(1.0, active=chat.catalog.preparing)
@@ -144,7 +145,9 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
 
 def _sliders() -> dict[str, gr.Slider]:
     def slider(name: str, low: float, high: float, step: float, label: str) -> gr.Slider:
-        return gr.Slider(low, high, value=SLIDER_START[name], step=step, label=label, info=UNTOUCHED, buttons=[], elem_id=name)
+        return gr.Slider(
+            low, high, value=SLIDER_START[name], step=step, label=label, info=UNTOUCHED, buttons=[], elem_id=name
+        )
 
     return {
         "temperature": slider("temperature", *TEMPERATURE_RANGE, 0.05, "Temperature"),

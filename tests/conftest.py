@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -15,8 +16,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from scripted_ollama import ScriptedOllama  # noqa: E402
-from llmstream.images import Image  # noqa: E402
+from scripted_ollama import ScriptedOllama
+
+from llmstream.images import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
@@ -42,9 +44,11 @@ class AppProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"llmstream-app-{self.port}.log"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "GRADIO_", "APP_AUTH", "AUTH", "MODELS"))}
+        full_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "GRADIO_", "APP_AUTH", "AUTH", "MODELS"))
+        }
         full_env.update({"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env})
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 -- the subprocess writes to it until stop() closes it
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *args],
             cwd=ROOT,
@@ -106,21 +110,26 @@ def plain(messages) -> list[dict]:
 # A system prompt and a user message with one image, as the chat hands them to a backend
 # (backends send the bytes as they are; the chat is what decodes them).
 _PNG = b"\x89PNG\r\n\x1a\n-not-decoded-by-the-backend"
-WITH_IMAGE = (_PNG, [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": "What is this?", "images": [Image(_PNG, "image/png", "cat.png")]},
-])
+WITH_IMAGE = (
+    _PNG,
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is this?", "images": [Image(_PNG, "image/png", "cat.png")]},
+    ],
+)
 
 STATS_LINE = r"^\d+ tokens? · [\d.]+ tok/s · first token [\d.]+ s$"
 
 
 def figures(messages) -> list[str]:
     """The titles of metadata messages other than Thinking: the stats line, a waiting note."""
-    return [m["metadata"]["title"] for m in messages or [] if m.get("metadata") and m["metadata"].get("title") != "Thinking"]
+    return [
+        m["metadata"]["title"] for m in messages or [] if m.get("metadata") and m["metadata"].get("title") != "Thinking"
+    ]
 
 
 def split_at(data, cuts: list[int]) -> list:
     """`data` cut at the given offsets (taken modulo its length): hypothesis picks them."""
     points = sorted({c % (len(data) + 1) for c in cuts})
     edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:])]
+    return [data[a:b] for a, b in pairwise(edges)]

@@ -48,7 +48,11 @@ def reply_text(value: Any) -> str:
     if isinstance(value, dict):
         value = [value]
     if isinstance(value, list):
-        return "".join(m.get("content", "") for m in value if isinstance(m, dict) and not m.get("metadata") and isinstance(m.get("content"), str))
+        return "".join(
+            m.get("content", "")
+            for m in value
+            if isinstance(m, dict) and not m.get("metadata") and isinstance(m.get("content"), str)
+        )
     return ""
 
 
@@ -103,7 +107,9 @@ class GradioQueue:
             )
             joined.raise_for_status()
             event_id = joined.json()["event_id"]
-            async with self.client.stream("GET", f"{self.url}/gradio_api/queue/data", params={"session_hash": session}) as response:
+            async with self.client.stream(
+                "GET", f"{self.url}/gradio_api/queue/data", params={"session_hash": session}
+            ) as response:
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -120,7 +126,8 @@ class GradioQueue:
                             run.updates.append((now, copy.deepcopy(output)))
                         if cancel_after is not None and generating >= cancel_after:
                             await self.client.post(
-                                f"{self.url}/gradio_api/cancel", json={"session_hash": session, "fn_index": fn, "event_id": event_id}
+                                f"{self.url}/gradio_api/cancel",
+                                json={"session_hash": session, "fn_index": fn, "event_id": event_id},
                             )
                             run.cut = "cancel"
                             return run

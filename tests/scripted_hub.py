@@ -20,7 +20,9 @@ COMMIT = "1234567890abcdef1234567890abcdef12345678"
 
 
 class ScriptedHub:
-    def __init__(self, repos: dict[str, dict[str, Path]], *, seconds: float = 3.0, private: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, repos: dict[str, dict[str, Path]], *, seconds: float = 3.0, private: tuple[str, ...] = ()
+    ) -> None:
         self.repos = repos
         self.private = private  # repositories that answer only with a token
         self.seconds = seconds  # how long one file takes to send
@@ -53,7 +55,12 @@ class ScriptedHub:
     def _repo(self, handler: BaseHTTPRequestHandler, repo: str) -> dict[str, Path] | None:
         files = self.repos.get(repo)
         if files is None or (repo in self.private and not handler.headers.get("Authorization")):
-            self._answer(handler, 401 if repo in self.private else 404, b'{"error": "Repository not found"}', {"X-Error-Code": "RepoNotFound"})
+            self._answer(
+                handler,
+                401 if repo in self.private else 404,
+                b'{"error": "Repository not found"}',
+                {"X-Error-Code": "RepoNotFound"},
+            )
             return None
         return files
 
@@ -64,7 +71,10 @@ class ScriptedHub:
             repo = path.removeprefix("/api/models/").split("/tree/", 1)[0]
             files = self._repo(handler, repo)
             if files is not None:
-                listing = [{"type": "file", "path": name, "size": p.stat().st_size, "oid": _oid(name)} for name, p in files.items()]
+                listing = [
+                    {"type": "file", "path": name, "size": p.stat().st_size, "oid": _oid(name)}
+                    for name, p in files.items()
+                ]
                 self._answer(handler, 200, json.dumps(listing).encode(), {"Content-Type": "application/json"}, body)
             return
         if "/resolve/" in path:
@@ -83,7 +93,12 @@ class ScriptedHub:
     def _file(self, handler: BaseHTTPRequestHandler, source: Path, etag: str, body: bool) -> None:
         size = source.stat().st_size
         handler.send_response(200)
-        for key, value in {"Content-Length": str(size), "ETag": f'"{etag}"', "X-Repo-Commit": COMMIT, "Accept-Ranges": "bytes"}.items():
+        for key, value in {
+            "Content-Length": str(size),
+            "ETag": f'"{etag}"',
+            "X-Repo-Commit": COMMIT,
+            "Accept-Ranges": "bytes",
+        }.items():
             handler.send_header(key, value)
         handler.end_headers()
         if not body:
@@ -97,7 +112,9 @@ class ScriptedHub:
                 time.sleep(pause)
 
     @staticmethod
-    def _answer(handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str], body: bool = True) -> None:
+    def _answer(
+        handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str], body: bool = True
+    ) -> None:
         handler.send_response(status)
         handler.send_header("Content-Length", str(len(data)))
         for key, value in headers.items():

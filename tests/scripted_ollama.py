@@ -71,7 +71,10 @@ def chat_lines(model: str) -> list[dict[str, Any]]:
         model = "llama3.1:8b" if model == "no-usage" else "gpt-oss:20b"
     name, _ = RECORDED.get(model, (None, None))
     if name is None:  # qwen3: a reasoning model that streams inline tags under `think`
-        return [_line(model, content=t) for t in ["<think>", "\n", "Short", " question", ".", "\n", "</think>", "\n\n", "Hello", " there", "!"]] + [_done(model)]
+        return [
+            _line(model, content=t)
+            for t in ["<think>", "\n", "Short", " question", ".", "\n", "</think>", "\n\n", "Hello", " there", "!"]
+        ] + [_done(model)]
     lines = []
     for raw in (TRANSCRIPTS / name).read_text(encoding="utf-8").splitlines():
         part = json.loads(raw)
@@ -111,7 +114,11 @@ def _done(model: str, tokens: int = 11) -> dict[str, Any]:
 def _bench_params(body: dict[str, Any]) -> dict[str, Any]:
     text = next((m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
     fields = dict(item.split("=", 1) for item in text.split() if "=" in item)
-    return {"id": fields.get("id", "anon"), "tokens": int(fields.get("tokens", 100)), "rate": float(fields.get("rate", 50))}
+    return {
+        "id": fields.get("id", "anon"),
+        "tokens": int(fields.get("tokens", 100)),
+        "rate": float(fields.get("rate", 50)),
+    }
 
 
 def _image_refusal(model: str, body: dict[str, Any], sse: bool) -> tuple[int, str] | None:
@@ -119,7 +126,9 @@ def _image_refusal(model: str, body: dict[str, Any], sse: bool) -> tuple[int, st
     images: list[str] = []
     for message in body.get("messages", []):
         if sse and isinstance(message.get("content"), list):
-            images += [p["image_url"]["url"].partition(",")[2] for p in message["content"] if p.get("type") == "image_url"]
+            images += [
+                p["image_url"]["url"].partition(",")[2] for p in message["content"] if p.get("type") == "image_url"
+            ]
         images += message.get("images") or []
     if not images:
         return None
@@ -250,9 +259,18 @@ class ScriptedOllama:
             self.connections -= 1
             writer.close()
 
-    async def _respond(self, writer: asyncio.StreamWriter, status: int, obj: Any, headers: dict[str, str] | None = None) -> bool:
+    async def _respond(
+        self, writer: asyncio.StreamWriter, status: int, obj: Any, headers: dict[str, str] | None = None
+    ) -> bool:
         data = json.dumps(obj).encode()
-        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}[status]
+        reason = {
+            200: "OK",
+            400: "Bad Request",
+            401: "Unauthorized",
+            404: "Not Found",
+            429: "Too Many Requests",
+            500: "Internal Server Error",
+        }[status]
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         writer.write(
             f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra}\r\n".encode()
@@ -269,9 +287,19 @@ class ScriptedOllama:
             return given == "Basic " + base64.b64encode(self.auth.encode()).decode()
         return given == f"Bearer {self.auth}"
 
-    async def _handle(self, method: str, path: str, headers: dict[str, str], body: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _handle(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Any,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
         with self._lock:
-            self.requests.append({"method": method, "path": path, "body": body, "authorized": self._authorized(headers)})
+            self.requests.append(
+                {"method": method, "path": path, "body": body, "authorized": self._authorized(headers)}
+            )
         if path == "/_scripted/log":
             with self._lock:
                 log = {"requests": list(self.requests), "disconnects": list(self.disconnects)}
@@ -285,14 +313,24 @@ class ScriptedOllama:
         if not self._authorized(headers):
             return await self._respond(writer, 401, {"error": "unauthorized"})
         if path == "/api/tags":
-            return await self._respond(writer, 200, {"models": [{"name": n, "model": n, "size": 1} for n in MODEL_NAMES]})
+            return await self._respond(
+                writer, 200, {"models": [{"name": n, "model": n, "size": 1} for n in MODEL_NAMES]}
+            )
         if path == "/v1/models":
-            return await self._respond(writer, 200, {"object": "list", "data": [{"id": n, "object": "model"} for n in MODEL_NAMES + OPENAI_ONLY]})
+            return await self._respond(
+                writer,
+                200,
+                {"object": "list", "data": [{"id": n, "object": "model"} for n in MODEL_NAMES + OPENAI_ONLY]},
+            )
         model = body.get("model", "") if isinstance(body, dict) else ""
         known = model in RECORDED or model in FAULTS or model in ("endless", "bench")
         if path == "/v1/chat/completions":
             if not (known or model in OPENAI_ONLY):
-                return await self._respond(writer, 404, {"error": {"message": f"The model `{model}` does not exist.", "code": "model_not_found"}})
+                return await self._respond(
+                    writer,
+                    404,
+                    {"error": {"message": f"The model `{model}` does not exist.", "code": "model_not_found"}},
+                )
             usage = bool((body.get("stream_options") or {}).get("include_usage")) and model != "no-usage"
             return await self._chat(model, body, reader, writer, Framing(model, sse=True, usage=usage))
         if path in ("/api/show", "/api/chat") and not known:
@@ -305,7 +343,12 @@ class ScriptedOllama:
         return await self._respond(writer, 404, {"error": "404 page not found"})
 
     async def _chat(
-        self, model: str, body: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter, frame: Framing
+        self,
+        model: str,
+        body: dict[str, Any],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        frame: Framing,
     ) -> bool:
         if not frame.sse:
             caps = RECORDED.get(model, (None, ["completion"]))[1]
@@ -315,17 +358,22 @@ class ScriptedOllama:
         if refused is not None:
             return await self._respond(writer, refused[0], frame.error_body(refused[1]))
         if model == "fault-500":
-            return await self._respond(writer, 500, frame.error_body("llama runner process has terminated: signal: killed"))
+            return await self._respond(
+                writer, 500, frame.error_body("llama runner process has terminated: signal: killed")
+            )
         if model == "fault-400":
             return await self._respond(writer, 400, frame.error_body("invalid options"))
         if model == "fault-429":
-            return await self._respond(writer, 429, frame.error_body("Rate limit reached for requests"), {"Retry-After": "7"})
+            return await self._respond(
+                writer, 429, frame.error_body("Rate limit reached for requests"), {"Retry-After": "7"}
+            )
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % frame.content_type)
         watcher = asyncio.ensure_future(reader.read(1))  # the client sends nothing more unless it leaves
         self.open_streams += 1
         self.max_open_streams = max(self.max_open_streams, self.open_streams)
         sent = 0
         try:
+
             async def send(data: bytes) -> None:
                 nonlocal sent
                 if watcher.done():
@@ -372,7 +420,9 @@ class ScriptedOllama:
                     await send(frame.token(token))
                     await pause(self.token_delay)
                 if model == "fault-midstream":
-                    await send(frame.error("an error was encountered while running the model: CUDA error: out of memory"))
+                    await send(
+                        frame.error("an error was encountered while running the model: CUDA error: out of memory")
+                    )
                 elif model == "fault-garbage":
                     await send(frame.garbage())
                 elif model == "fault-oversized":
@@ -419,8 +469,12 @@ class Framing:
         return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return {
+            "id": "chatcmpl-scripted",
+            "object": "chat.completion.chunk",
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
 
     def token(self, content: str, thinking: str | None = None) -> bytes:
         if not self.sse:
@@ -435,8 +489,14 @@ class Framing:
             return _dumps(recorded or _done(self.model, tokens))
         out = self._event(self._chunk({}, "stop"))
         if self.usage:
-            out += self._event({"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "choices": [],
-                                "usage": {"prompt_tokens": 9, "completion_tokens": tokens, "total_tokens": tokens + 9}})
+            out += self._event(
+                {
+                    "id": "chatcmpl-scripted",
+                    "object": "chat.completion.chunk",
+                    "choices": [],
+                    "usage": {"prompt_tokens": 9, "completion_tokens": tokens, "total_tokens": tokens + 9},
+                }
+            )
         return out + b"data: [DONE]\n\n"
 
     def error(self, message: str) -> bytes:
@@ -448,7 +508,11 @@ class Framing:
         return {"error": {"message": message, "type": "invalid_request_error"}} if self.sse else {"error": message}
 
     def garbage(self) -> bytes:
-        return b"data: <html><body>502 Bad Gateway</body></html>\n\n" if self.sse else b"<html><body>502 Bad Gateway</body></html>\n"
+        return (
+            b"data: <html><body>502 Bad Gateway</body></html>\n\n"
+            if self.sse
+            else b"<html><body>502 Bad Gateway</body></html>\n"
+        )
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, free_port
+
 from llmstream import action, streamock
 
 SECRET = "s3cr3t-for-the-action"
@@ -27,7 +27,13 @@ def server():
 
 def settings(server, **extra):
     host = server.url.removeprefix("http://")
-    return {"OLLAMA_HOST": host, "AUTH": f"alice:{SECRET}", "BACKEND": "ollama", "MODELS": "llama3.1:8b,deepseek-r1:8b", **extra}
+    return {
+        "OLLAMA_HOST": host,
+        "AUTH": f"alice:{SECRET}",
+        "BACKEND": "ollama",
+        "MODELS": "llama3.1:8b,deepseek-r1:8b",
+        **extra,
+    }
 
 
 def run(args):

@@ -11,10 +11,10 @@ import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import httpx
 import pytest
-
 from conftest import STATS_LINE, AppProcess, figures, free_port, plain
 from scripted_ollama import ScriptedOllama
 
@@ -47,7 +47,10 @@ def test_the_api_is_chat_with_message_model_and_settings(client):
     assert params["model"]["parameter_default"] == "llama3.1:8b" and params["model"]["component"] == "Radio"
     assert params["system_prompt"]["parameter_default"] == "Answer briefly."
     # Every setting is optional; one left out is not sent (the model keeps its default).
-    assert all(params[name]["parameter_has_default"] and params[name]["parameter_default"] is None for name in ("temperature", "top_p", "max_tokens"))
+    assert all(
+        params[name]["parameter_has_default"] and params[name]["parameter_default"] is None
+        for name in ("temperature", "top_p", "max_tokens")
+    )
 
 
 def test_streams_the_answer_in_several_updates(client, ollama):
@@ -55,8 +58,13 @@ def test_streams_the_answer_in_several_updates(client, ollama):
     updates, final = stream(client, "Describe a rabbit in 3 words", "llama3.1:8b")
     assert len(updates) > 3
     texts = ["".join(m["content"] for m in plain(u)) for u in updates]
-    assert all(b.startswith(a) for a, b in zip(texts, texts[1:]))
-    assert plain(final) == [{"role": "assistant", "content": "A rabbit is a small mammal known for its long ears and fluffy fur. It is an agile creature that can hop around quickly and dig underground burrows."}]
+    assert all(b.startswith(a) for a, b in pairwise(texts))
+    assert plain(final) == [
+        {
+            "role": "assistant",
+            "content": "A rabbit is a small mammal known for its long ears and fluffy fur. It is an agile creature that can hop around quickly and dig underground burrows.",
+        }
+    ]
     (line,) = figures(final)
     # the server's own figures from the recording: eval_count, eval_duration, load + prompt_eval_duration
     assert re.match(STATS_LINE, line) and line == "33 tokens · 18.3 tok/s · first token 4.48 s", line
@@ -118,7 +126,9 @@ def test_unknown_model_is_refused_and_nothing_is_sent(client, ollama):
     assert ollama.chats() == []
 
 
-@pytest.mark.parametrize(("message", "words"), [("   ", "Your message is empty."), ("x" * 8001, "8,001 characters; the limit is 8,000")])
+@pytest.mark.parametrize(
+    ("message", "words"), [("   ", "Your message is empty."), ("x" * 8001, "8,001 characters; the limit is 8,000")]
+)
 def test_bad_messages_are_refused_and_nothing_is_sent(client, ollama, message, words):
     ollama.reset()
     _, final = stream(client, message, "llama3.1:8b")
@@ -145,10 +155,18 @@ def test_closing_the_tab_closes_the_upstream_response(app, ollama):
     ollama.reset()
     httpx.post(
         f"{app.url}/gradio_api/queue/join",
-        json={"data": ["go on", None, "endless", None, None, None, None], "fn_index": fn["id"], "session_hash": session, "event_data": None, "trigger_id": None},
+        json={
+            "data": ["go on", None, "endless", None, None, None, None],
+            "fn_index": fn["id"],
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        },
     ).raise_for_status()
     generating = 0
-    with httpx.stream("GET", f"{app.url}/gradio_api/queue/data", params={"session_hash": session}, timeout=30) as response:
+    with httpx.stream(
+        "GET", f"{app.url}/gradio_api/queue/data", params={"session_hash": session}, timeout=30
+    ) as response:
         for line in response.iter_lines():
             if line.startswith("data:") and json.loads(line[5:])["msg"] == "process_generating":
                 generating += 1
@@ -231,7 +249,7 @@ def test_login_in_front_of_the_app(start_app, ollama):
     app = start_app({"OLLAMA_HOST": ollama.url}, ["--auth", "bob:letmein-42,carol:other-pass"])
     _, final = stream(app.client(auth=("bob", "letmein-42")), "hi", "qwen3:8b")
     assert plain(final)[-1]["content"] == "Hello there!"
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="Could not login"):
         app.client(auth=("bob", "wrong"))
     assert httpx.post(f"{app.url}/gradio_api/queue/join", json={}).status_code in (401, 403)
     assert "letmein-42" not in app.output()

@@ -6,7 +6,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import AppProcess, figures, free_port, plain
 from test_embedded import english_words
 
@@ -58,16 +57,25 @@ def test_settings_reach_the_engine_and_images_are_refused(client, tmp_path):
     from gradio_client import handle_file
     from PIL import Image as Pillow
 
-    final = client.predict("Tell me a very long story about a dragon.", EMBEDDED, "You are a storyteller.", 0, None, 5, api_name="/chat")
+    final = client.predict(
+        "Tell me a very long story about a dragon.", EMBEDDED, "You are a storyteller.", 0, None, 5, api_name="/chat"
+    )
     assert figures(final)[0].startswith("5 tokens ·")  # max tokens, natively
     Pillow.new("RGB", (8, 8), "red").save(tmp_path / "red.png")
-    final = client.predict({"text": "What is this?", "files": [handle_file(str(tmp_path / "red.png"))]}, EMBEDDED, api_name="/chat")
-    assert final[-1]["content"] == "⚠️ " + f"{EMBEDDED} can't see images, and none of the models here can. Send the message without images."
+    final = client.predict(
+        {"text": "What is this?", "files": [handle_file(str(tmp_path / "red.png"))]}, EMBEDDED, api_name="/chat"
+    )
+    assert (
+        final[-1]["content"]
+        == "⚠️ " + f"{EMBEDDED} can't see images, and none of the models here can. Send the message without images."
+    )
 
 
 def test_with_no_backend_at_all_the_app_starts_and_says_how_to_fix_it(start_app):
     port = free_port()
-    app = start_app({"BACKEND": "auto", "OLLAMA_HOST": f"127.0.0.1:{port}", "EMBEDDED_MODEL": "/nonexistent/model.gguf"})
+    app = start_app(
+        {"BACKEND": "auto", "OLLAMA_HOST": f"127.0.0.1:{port}", "EMBEDDED_MODEL": "/nonexistent/model.gguf"}
+    )
     final = app.client().predict("hi", None, api_name="/chat")
     assert final == [
         {

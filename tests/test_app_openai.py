@@ -12,15 +12,15 @@ import uuid
 
 import httpx
 import pytest
-
 from conftest import STATS_LINE, AppProcess, figures, free_port, plain
+from scripted_ollama import ScriptedOllama
+from test_embedded import english_words
+
 from llmstream.backends import Catalog, Route
 from llmstream.chat import Chat
 from llmstream.embedded import default_model_path
 from llmstream.openai import OpenAIBackend
 from llmstream.settings import Settings
-from scripted_ollama import ScriptedOllama
-from test_embedded import english_words
 
 WARNING = "⚠️ "
 KEY = "sk-llmstream-" + uuid.uuid4().hex[:12]
@@ -33,15 +33,23 @@ def stream(client, message, model):
 
 
 def test_both_servers_on_one_radio_each_choice_saying_where_it_runs(start_app, ollama):
-    app = start_app({"OLLAMA_HOST": ollama.url, "OPENAI_BASE_URL": ollama.url + "/v1", "MODELS": "qwen3:8b,reasoning-field"})
+    app = start_app(
+        {"OLLAMA_HOST": ollama.url, "OPENAI_BASE_URL": ollama.url + "/v1", "MODELS": "qwen3:8b,reasoning-field"}
+    )
     client = app.client()
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/chat"]
-    assert api["parameters"][1]["type"]["enum"] == ["qwen3:8b (ollama)", "qwen3:8b (openai)", "reasoning-field (openai)"]
+    assert api["parameters"][1]["type"]["enum"] == [
+        "qwen3:8b (ollama)",
+        "qwen3:8b (openai)",
+        "reasoning-field (openai)",
+    ]
     assert "Streaming from Ollama at" in httpx.get(f"{app.url}/config").text
     ollama.reset()
     for choice, path in (("qwen3:8b (ollama)", "/api/chat"), ("qwen3:8b (openai)", "/v1/chat/completions")):
         _, final = stream(client, "hi", choice)
-        assert final[0]["metadata"]["title"] == "Thinking" and plain(final) == [{"role": "assistant", "content": "Hello there!"}]
+        assert final[0]["metadata"]["title"] == "Thinking" and plain(final) == [
+            {"role": "assistant", "content": "Hello there!"}
+        ]
         (line,) = figures(final)
         assert re.match(STATS_LINE, line), line
         assert ollama.requests[-1]["path"] == path and ollama.requests[-1]["body"]["model"] == "qwen3:8b"
@@ -53,14 +61,20 @@ def test_a_second_turn_sends_no_thinking_figures_or_errors(start_app, ollama):
     app = start_app({"OPENAI_BASE_URL": ollama.url + "/v1", "BACKEND": "openai", "MODELS": "reasoning-content"})
     client = app.client()
     _, first = stream(client, "Describe a rabbit in 3 words", "reasoning-content")
-    history = [{"role": "user", "content": "Describe a rabbit in 3 words"}, *first, {"role": "assistant", "content": WARNING + "The model stopped."}]
+    history = [
+        {"role": "user", "content": "Describe a rabbit in 3 words"},
+        *first,
+        {"role": "assistant", "content": WARNING + "The model stopped."},
+    ]
     ollama.reset()
 
     # The API has no history parameter; the browser sends its stored history to the chat
     # function, so the second turn calls that function with what the first turn produced.
     async def second_turn():
         backend = OpenAIBackend(ollama.url + "/v1")
-        chat = Chat(Catalog(Settings(), {"openai": backend}, {"reasoning-content": Route(backend, "reasoning-content")}))
+        chat = Chat(
+            Catalog(Settings(), {"openai": backend}, {"reasoning-content": Route(backend, "reasoning-content")})
+        )
         out = [m async for m in chat.respond("And a cat?", history, "reasoning-content")]
         await backend.aclose()
         return out
@@ -80,9 +94,27 @@ def llama_server():
     """llama.cpp's own OpenAI-compatible server with the bundled model and an API key."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()), "--model_alias", "smollm2-135m",
-         "--api_key", KEY, "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2", "--n_ctx", "2048"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_model_path()),
+            "--model_alias",
+            "smollm2-135m",
+            "--api_key",
+            KEY,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_threads",
+            "2",
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 60
@@ -116,7 +148,14 @@ def test_llama_cpp_server_streams_through_the_app(start_app, llama_server):
 
 
 def test_llama_cpp_server_with_a_wrong_key(start_app, llama_server):
-    app = start_app({"OPENAI_BASE_URL": llama_server, "OPENAI_API_KEY": "sk-wrong-" + KEY[-6:], "BACKEND": "openai", "MODELS": "smollm2-135m"})
+    app = start_app(
+        {
+            "OPENAI_BASE_URL": llama_server,
+            "OPENAI_API_KEY": "sk-wrong-" + KEY[-6:],
+            "BACKEND": "openai",
+            "MODELS": "smollm2-135m",
+        }
+    )
     _, final = stream(app.client(), "hi", "smollm2-135m")
     assert final[-1]["content"].startswith(WARNING) and "refused our API key (401)" in final[-1]["content"]
     assert "OPENAI_API_KEY" in final[-1]["content"]
@@ -146,8 +185,13 @@ def test_openai_faults_read_the_same_through_the_app(openai_app, model, words, p
 def openai_app():
     server = ScriptedOllama(auth=KEY).start()
     app = AppProcess(
-        {"OPENAI_BASE_URL": server.url + "/v1", "OPENAI_API_KEY": KEY, "BACKEND": "openai", "READ_TIMEOUT": "2",
-         "MODELS": "fault-429,fault-500,fault-midstream,fault-truncated,fault-stall,gone:7b"}
+        {
+            "OPENAI_BASE_URL": server.url + "/v1",
+            "OPENAI_API_KEY": KEY,
+            "BACKEND": "openai",
+            "READ_TIMEOUT": "2",
+            "MODELS": "fault-429,fault-500,fault-midstream,fault-truncated,fault-stall,gone:7b",
+        }
     )
     yield app
     assert KEY not in app.output()

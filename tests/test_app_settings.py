@@ -10,20 +10,25 @@ from __future__ import annotations
 import base64
 
 import pytest
+from conftest import AppProcess, figures, plain
 from gradio_client import handle_file
 from PIL import Image as Pillow
-
-from conftest import AppProcess, figures, plain
 
 WARNING = "⚠️ "
 
 
 @pytest.fixture(scope="module")
 def app(ollama):
-    process = AppProcess({
-        "OLLAMA_HOST": ollama.url, "BACKEND": "ollama", "MODELS": "llama3.1:8b,llava:7b,gpt-oss:20b",
-        "SYSTEM_PROMPT": "Answer briefly.", "MAX_IMAGE_MB": "0.05", "MAX_CONVERSATION_CHARS": "2500",
-    })
+    process = AppProcess(
+        {
+            "OLLAMA_HOST": ollama.url,
+            "BACKEND": "ollama",
+            "MODELS": "llama3.1:8b,llava:7b,gpt-oss:20b",
+            "SYSTEM_PROMPT": "Answer briefly.",
+            "MAX_IMAGE_MB": "0.05",
+            "MAX_CONVERSATION_CHARS": "2500",
+        }
+    )
     yield process
     process.stop()
 
@@ -88,14 +93,20 @@ def test_an_image_reaches_a_vision_model(app, ollama, png):
     assert plain(final)[-1]["content"].startswith("A rabbit is a small") and figures(final)
     (sent,) = ollama.chats()
     assert sent["messages"][-1] == {
-        "role": "user", "content": "What is in this picture?", "images": [base64.b64encode(png.read_bytes()).decode()],
+        "role": "user",
+        "content": "What is in this picture?",
+        "images": [base64.b64encode(png.read_bytes()).decode()],
     }
 
 
 def test_an_image_for_a_text_only_model_is_refused_naming_the_vision_models(app, ollama, png):
     ollama.reset()
     final = ask(app, {"text": "What is this?", "files": [handle_file(str(png))]}, "llama3.1:8b")
-    assert said(final) == WARNING + "llama3.1:8b can't see images. Pick a model that can (llava:7b), or send the message without images."
+    assert (
+        said(final)
+        == WARNING
+        + "llama3.1:8b can't see images. Pick a model that can (llava:7b), or send the message without images."
+    )
     assert ollama.chats() == []
 
 
@@ -139,10 +150,16 @@ def test_an_openai_compatible_server_gets_its_own_fields(start_app, ollama, png)
     assert (sent["temperature"], sent["top_p"], sent["max_tokens"]) == (1.2, 0.8, 200)
     assert sent["messages"] == [
         {"role": "system", "content": "Be terse."},
-        {"role": "user", "content": [
-            {"type": "text", "text": "What is this?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()}},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()},
+                },
+            ],
+        },
     ]
     ollama.reset()
     ask(app, "hi", "llama3.1:8b")

@@ -7,8 +7,8 @@ import socket
 import time
 
 import pytest
-
 from conftest import free_port
+
 from llmstream.backends import Catalog, plan
 from llmstream.embedded import EmbeddedBackend
 from llmstream.ollama import OllamaBackend

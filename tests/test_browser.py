@@ -13,16 +13,25 @@ import os
 import re
 import shutil
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, AppProcess
+from playwright.sync_api import expect
 from scripted_ollama import ScriptedOllama
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
     pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
@@ -47,7 +56,13 @@ def browser():
 
 @pytest.fixture(scope="module")
 def page(server, browser):
-    app = AppProcess({"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "llama3.1:8b,gpt-oss:20b,endless,fault-slowstart,llava:7b"})
+    app = AppProcess(
+        {
+            "OLLAMA_HOST": server.url,
+            "BACKEND": "ollama",
+            "MODELS": "llama3.1:8b,gpt-oss:20b,endless,fault-slowstart,llava:7b",
+        }
+    )
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(app.url)
     page.locator("textarea").first.wait_for()
@@ -91,7 +106,7 @@ def test_the_answer_grows_as_it_streams(page):
     growing = [s for s in snapshots if s != "Loading content"]  # Gradio's placeholder before the first token
     assert len(growing) >= 3, snapshots
     assert growing[-1].startswith(final)
-    assert all(b.startswith(a.rstrip()) for a, b in zip(growing, growing[1:])), growing
+    assert all(b.startswith(a.rstrip()) for a, b in pairwise(growing)), growing
 
 
 def test_reasoning_shows_in_its_own_thinking_section(page):
@@ -158,8 +173,11 @@ def test_settings_and_an_attached_image_reach_the_server(page, server, tmp_path)
     page.get_by_role("button", name="New chat").click()
     page.locator("#settings").get_by_text("Settings").click()
     temperature = page.locator("#temperature input[type=number]")
+    temperature.wait_for()
+    page.wait_for_timeout(300)  # the accordion's content has just been mounted
     temperature.fill("1.3")
-    temperature.press("Enter")
+    temperature.press("Tab")  # as a person leaves the box
+    expect(temperature).to_have_value("1.3")
     page.locator("#top_p input[type=range]").scroll_into_view_if_needed()
     track = page.locator("#top_p input[type=range]").bounding_box()
     page.mouse.move(track["x"] + track["width"] * 0.9, track["y"] + track["height"] / 2)  # the thumb, at 0.9
@@ -191,17 +209,28 @@ def test_settings_and_an_attached_image_reach_the_server(page, server, tmp_path)
     (request,) = server.chats()
     assert "options" not in request  # back to the model's defaults
     # the earlier picture stays out of a text-only model's conversation; its words stay in
-    assert not any("images" in m for m in request["messages"]) and request["messages"][-3]["content"] == "What colour is this?"
+    assert (
+        not any("images" in m for m in request["messages"])
+        and request["messages"][-3]["content"] == "What colour is this?"
+    )
 
 
 def test_the_status_line_follows_a_model_being_fetched(tmp_path, browser):
     """The page is up while an `hf.co/` model downloads, and its status line says how far along it is."""
-    from llmstream.embedded import default_model_path
     from scripted_hub import ScriptedHub
+
+    from llmstream.embedded import default_model_path
 
     repo, name = "test-org/SmolLM2-135M-Instruct-GGUF", "SmolLM2-135M-Instruct-Q4_1.gguf"
     hub = ScriptedHub({repo: {name: default_model_path()}}, seconds=8).start()
-    app = AppProcess({"BACKEND": "embedded", "EMBEDDED_MODEL": f"hf.co/{repo}", "HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(tmp_path)})
+    app = AppProcess(
+        {
+            "BACKEND": "embedded",
+            "EMBEDDED_MODEL": f"hf.co/{repo}",
+            "HF_ENDPOINT": hub.url,
+            "HF_HUB_CACHE": str(tmp_path),
+        }
+    )
     try:
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         page.goto(app.url)

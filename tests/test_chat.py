@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import pytest
 
@@ -73,7 +74,7 @@ def test_bad_input_sends_nothing_upstream(ollama):
 
 
 async def paced(items, gaps, flags):
-    for item, gap in zip(items, gaps):
+    for item, gap in zip(items, gaps, strict=True):
         await asyncio.sleep(gap)
         flags.append(item)
         yield item
@@ -91,7 +92,7 @@ def test_updates_are_coalesced_but_the_first_and_last_come_at_once():
     assert seen[1] == "t0 "
     assert seen[-1] == "".join(f"t{i} " for i in range(200))
     assert 2 < len(seen) < 100
-    assert all(b.startswith(a) for a, b in zip(seen, seen[1:]))
+    assert all(b.startswith(a) for a, b in pairwise(seen))
 
 
 def test_pending_text_is_shown_without_waiting_for_the_next_network_read():
@@ -115,7 +116,9 @@ def test_thinking_is_its_own_message_pending_then_done():
 
     snapshots = asyncio.run(go())
     assert snapshots[0][0]["metadata"]["title"].startswith("Loading the model")
-    assert snapshots[2] == [{"role": "assistant", "content": "hmm", "metadata": {"title": "Thinking", "status": "pending"}}]
+    assert snapshots[2] == [
+        {"role": "assistant", "content": "hmm", "metadata": {"title": "Thinking", "status": "pending"}}
+    ]
     final = snapshots[-1]
     assert final[0]["metadata"]["status"] == "done" and final[0]["metadata"]["duration"] >= 0
     assert final[1] == {"role": "assistant", "content": "Answer"}
@@ -174,4 +177,6 @@ def test_no_backend_at_all_gives_one_sentence_saying_how_to_fix_it():
         return [m async for m in chat.respond("hi", [], "llama3.1:8b")]
 
     final = asyncio.run(go())[-1]
-    assert final == [{"role": "assistant", "content": WARNING + "No model server is available. Start Ollama with `ollama serve`."}]
+    assert final == [
+        {"role": "assistant", "content": WARNING + "No model server is available. Start Ollama with `ollama serve`."}
+    ]

@@ -15,7 +15,13 @@ def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "BACKEND", "AUTH", "MODELS"))}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "llmstream", *args], cwd=ROOT, env=full_env, input=stdin, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "llmstream", *args],
+        cwd=ROOT,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -53,13 +59,24 @@ def test_errors_exit_non_zero_with_one_sentence(ollama):
 
 def test_unknown_model_and_empty_prompt():
     done = cli("hi", "--backend", "embedded", "--model", "gpt-5")
-    assert done.returncode == 1 and "The model 'gpt-5' is not available. Choose one of: smollm2:135m (embedded)." in done.stderr
+    assert (
+        done.returncode == 1
+        and "The model 'gpt-5' is not available. Choose one of: smollm2:135m (embedded)." in done.stderr
+    )
     done = cli("   ", "--backend", "embedded")
     assert done.returncode == 2 and "prompt is empty" in done.stderr
 
 
 def test_openai_backend_and_stats(ollama):
-    done = cli("hi", "--backend", "openai", "--model", "reasoning-field", "--stats", env={"OPENAI_BASE_URL": ollama.url + "/v1"})
+    done = cli(
+        "hi",
+        "--backend",
+        "openai",
+        "--model",
+        "reasoning-field",
+        "--stats",
+        env={"OPENAI_BASE_URL": ollama.url + "/v1"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("[think]We need") and "[/think]" in done.stdout
     assert re.match(STATS_LINE, done.stderr.strip()), done.stderr
@@ -73,8 +90,20 @@ def test_settings_and_an_image_from_the_command_line(ollama, tmp_path):
     png = tmp_path / "cat.png"
     Pillow.new("RGB", (8, 8), "orange").save(png)
     ollama.reset()
-    done = cli("What is this?", "-m", "llava:7b", "--temperature", "0.1", "--max-tokens", "20", "--image", str(png),
-               "--system", "Be brief.", env={"OLLAMA_HOST": ollama.url})
+    done = cli(
+        "What is this?",
+        "-m",
+        "llava:7b",
+        "--temperature",
+        "0.1",
+        "--max-tokens",
+        "20",
+        "--image",
+        str(png),
+        "--system",
+        "Be brief.",
+        env={"OLLAMA_HOST": ollama.url},
+    )
     assert done.returncode == 0, done.stderr
     (sent,) = ollama.chats()
     assert sent["options"] == {"temperature": 0.1, "num_predict": 20}
@@ -83,6 +112,8 @@ def test_settings_and_an_image_from_the_command_line(ollama, tmp_path):
     done = cli("What is this?", "-m", "llama3.1:8b", "--image", str(png), env={"OLLAMA_HOST": ollama.url})
     assert done.returncode == 1 and "llmstream: llama3.1:8b can't see images." in done.stderr and ollama.chats() == []
     done = cli("hi", "-m", "llama3.1:8b", "--top-p", "3", env={"OLLAMA_HOST": ollama.url})
-    assert done.returncode == 2 and done.stderr.strip().startswith("llmstream: Top-p must be between 0 and 1; it was 3.")
+    assert done.returncode == 2 and done.stderr.strip().startswith(
+        "llmstream: Top-p must be between 0 and 1; it was 3."
+    )
     done = cli("hi", "-m", "llama3.1:8b", "--image", str(tmp_path / "none.png"), env={"OLLAMA_HOST": ollama.url})
     assert done.returncode == 2 and "The attachment none.png could not be read." in done.stderr

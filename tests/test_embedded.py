@@ -7,6 +7,7 @@ import codecs
 import re
 import subprocess
 import sys
+from itertools import pairwise
 
 import pytest
 
@@ -90,14 +91,16 @@ def test_chats_run_together_and_each_answers_exactly_as_it_does_alone(engine):
     async def go():
         alone = [await answer(engine, user(p), GREEDY) for p in PROMPTS]
         events: list[str] = []
-        together = await asyncio.gather(*(answer(engine, user(p), GREEDY, events, str(i)) for i, p in enumerate(PROMPTS)))
+        together = await asyncio.gather(
+            *(answer(engine, user(p), GREEDY, events, str(i)) for i, p in enumerate(PROMPTS))
+        )
         return alone, together, events
 
     alone, together, events = run(go())
     assert together == alone
     assert all(len(a.split()) >= 3 for a in alone), alone
     # The chats' tokens interleave: they were decoded in the same steps, not one after the other.
-    switches = sum(1 for a, b in zip(events, events[1:]) if a != b)
+    switches = sum(1 for a, b in pairwise(events) if a != b)
     assert switches >= 3 * len(PROMPTS), events
 
 
@@ -155,10 +158,14 @@ def test_a_chat_that_finds_every_slot_busy_waits_and_is_told_its_place():
 def test_a_long_prompt_is_read_in_chunks_while_the_others_keep_streaming(engine):
     async def go():
         events: list[str] = []
-        streaming = asyncio.create_task(answer(engine, user("Tell me a long story about a knight."), Sampling(max_tokens=200), events, "story"))
+        streaming = asyncio.create_task(
+            answer(engine, user("Tell me a long story about a knight."), Sampling(max_tokens=200), events, "story")
+        )
         while "story" not in events:
             await asyncio.sleep(0.01)
-        long_prompt = user("Summarise this in one sentence: " + "The river flows past the old mill and the farm. " * 150)
+        long_prompt = user(
+            "Summarise this in one sentence: " + "The river flows past the old mill and the farm. " * 150
+        )
         summary = asyncio.create_task(answer(engine, long_prompt, GREEDY, events, "summary"))
         await asyncio.gather(streaming, summary)
         return events
@@ -215,10 +222,8 @@ def test_reasoning_opened_by_the_template_shows_as_thinking(engine):
             yield Delta(content=text)
             yield Delta(content="</think>The answer.", done=True)
 
-        reply = None
-        async for reply in replies(deltas()):
-            pass
-        return text, reply
+        seen = [reply async for reply in replies(deltas())]
+        return text, seen[-1]
 
     text, reply = run(go())
     assert text.startswith("<think>") and len(text) > len("<think>")
@@ -290,10 +295,17 @@ def test_the_chat_settings_drive_the_engines_sampler(engine):
     from llmstream.options import Options
 
     assert engine.sampling_for(Options()) == engine.sampling
-    assert engine.sampling_for(Options(temperature=0, top_p=0.5, max_tokens=7)) == Sampling(temperature=0, top_p=0.5, max_tokens=7)
+    assert engine.sampling_for(Options(temperature=0, top_p=0.5, max_tokens=7)) == Sampling(
+        temperature=0, top_p=0.5, max_tokens=7
+    )
 
     async def go():
-        deltas = [d async for d in engine.stream_chat(engine.model_name, user("Name three colors."), Options(temperature=0, max_tokens=5))]
+        deltas = [
+            d
+            async for d in engine.stream_chat(
+                engine.model_name, user("Name three colors."), Options(temperature=0, max_tokens=5)
+            )
+        ]
         greedy = await answer(engine, user("Name three colors."), Sampling(temperature=0, max_tokens=5))
         return deltas, greedy
 
@@ -307,7 +319,12 @@ def test_images_are_refused_by_the_text_only_engine(engine):
     from llmstream.images import Image
 
     async def go():
-        return [d async for d in engine.stream_chat(engine.model_name, [{"role": "user", "content": "?", "images": [Image(b"x", "image/png", "a.png")]}])]
+        return [
+            d
+            async for d in engine.stream_chat(
+                engine.model_name, [{"role": "user", "content": "?", "images": [Image(b"x", "image/png", "a.png")]}]
+            )
+        ]
 
     assert not run(engine.sees_images(engine.model_name))
     with pytest.raises(BadInput, match="reads text only"):

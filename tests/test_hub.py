@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from conftest import AppProcess, figures, plain
+from scripted_hub import ScriptedHub, hub_cache
+from test_embedded import english_words
+
 from llmstream import hub
 from llmstream.embedded import default_model_path
 from llmstream.errors import ModelNotFound, Unreachable
 from llmstream.settings import Settings
-from scripted_hub import ScriptedHub, hub_cache
-from test_embedded import english_words
 
 REPO = "test-org/SmolLM2-135M-Instruct-GGUF"
 FILE = "SmolLM2-135M-Instruct-Q4_1.gguf"
@@ -71,16 +71,17 @@ def test_offline_the_file_comes_from_the_hub_cache(tmp_path, monkeypatch, gguf):
 
 
 def test_when_the_hub_cannot_be_reached_a_cached_model_still_loads(tmp_path, monkeypatch, gguf):
-    from huggingface_hub import constants
-
     from conftest import free_port
+    from huggingface_hub import constants
 
     hub_cache(tmp_path, REPO, {FILE: gguf})
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nobody listens there
     assert hub.fetch(hub.parse_ref(f"hf.co/{REPO}")).samefile(gguf)
-    with pytest.raises(Unreachable, match="The Hugging Face Hub could not be reached to fetch hf.co/test-org/Other-GGUF"):
+    with pytest.raises(
+        Unreachable, match="The Hugging Face Hub could not be reached to fetch hf.co/test-org/Other-GGUF"
+    ):
         hub.fetch(hub.parse_ref("hf.co/test-org/Other-GGUF"))
 
 
@@ -93,7 +94,9 @@ def test_a_private_repository_needs_the_token(tmp_path, monkeypatch, gguf):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(constants, "ENDPOINT", server.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
     try:
         with pytest.raises(ModelNotFound, match=f"no public repository {REPO}"):
             hub.fetch(hub.parse_ref(f"hf.co/{REPO}"))
@@ -131,7 +134,9 @@ def test_the_app_runs_a_model_from_the_offline_hub_cache(tmp_path, gguf):
 
 def test_the_app_fetches_a_model_with_progress_and_keeps_the_token_secret(tmp_path, gguf):
     server = ScriptedHub({REPO: {FILE: gguf, "README.md": gguf}}, seconds=4).start()
-    app = hub_app({"EMBEDDED_MODEL": f"hf.co/{REPO}", "HF_ENDPOINT": server.url, "HF_HUB_CACHE": str(tmp_path), "HF_TOKEN": TOKEN})
+    app = hub_app(
+        {"EMBEDDED_MODEL": f"hf.co/{REPO}", "HF_ENDPOINT": server.url, "HF_HUB_CACHE": str(tmp_path), "HF_TOKEN": TOKEN}
+    )
     try:
         name = f"hf.co/{REPO} (embedded)"
         job = app.client().submit("Explain what a computer is.", name, api_name="/chat")
@@ -154,7 +159,9 @@ def test_the_app_fetches_a_model_with_progress_and_keeps_the_token_secret(tmp_pa
 
 def test_a_repository_that_cannot_be_fetched_is_one_sentence_and_the_app_still_starts(tmp_path):
     server = ScriptedHub({}, private=("test-org/Private-GGUF",)).start()
-    app = hub_app({"EMBEDDED_MODEL": "hf.co/test-org/Privat-GGUF", "HF_ENDPOINT": server.url, "HF_HUB_CACHE": str(tmp_path)})
+    app = hub_app(
+        {"EMBEDDED_MODEL": "hf.co/test-org/Privat-GGUF", "HF_ENDPOINT": server.url, "HF_HUB_CACHE": str(tmp_path)}
+    )
     try:
         final = app.client().predict("hi", "hf.co/test-org/Privat-GGUF (embedded)", api_name="/chat")
         assert final == [

@@ -24,7 +24,9 @@ def noise(path, side=64):
     return path
 
 
-@pytest.mark.parametrize(("kind", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("GIF", "image/gif")])
+@pytest.mark.parametrize(
+    ("kind", "mime"), [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("GIF", "image/gif")]
+)
 def test_common_formats_go_as_they_are(tmp_path, kind, mime):
     path = picture(tmp_path / f"cat.{kind.lower()}", kind)
     image = read_image(path, MB)
@@ -43,8 +45,14 @@ def test_other_formats_are_re_encoded_as_png(tmp_path):
 @pytest.mark.parametrize(
     ("make", "words"),
     [
-        (lambda p: p.write_text("just some notes, not a picture"), "The attachment notes.png is not an image that can be read."),
-        (lambda p: p.write_bytes(noise(p).read_bytes()[:3000]), "The attachment notes.png is not an image that can be read."),
+        (
+            lambda p: p.write_text("just some notes, not a picture"),
+            "The attachment notes.png is not an image that can be read.",
+        ),
+        (
+            lambda p: p.write_bytes(noise(p).read_bytes()[:3000]),
+            "The attachment notes.png is not an image that can be read.",
+        ),
         (lambda p: p.write_bytes(b""), "not an image that can be read"),
     ],
 )
@@ -60,7 +68,10 @@ def test_an_image_over_the_limit_is_refused_before_it_is_read(tmp_path):
     path = noise(tmp_path / "big.png", 400)  # about 160 KB
     with pytest.raises(BadInput) as info:
         read_image(path, 100 * 1024)
-    assert f"The image big.png is {round(path.stat().st_size / 1024)} KB; the limit is 100 KB per image." in info.value.sentence()
+    assert (
+        f"The image big.png is {round(path.stat().st_size / 1024)} KB; the limit is 100 KB per image."
+        in info.value.sentence()
+    )
     assert "MAX_IMAGE_MB" in info.value.hint
 
 

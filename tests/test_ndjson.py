@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import TRANSCRIPTS, split_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import TRANSCRIPTS, split_at
 from llmstream.errors import StreamBroken
 from llmstream.ndjson import NDJSONDecoder
 
@@ -52,7 +52,9 @@ def test_any_split_gives_the_same_objects(name, cuts):
 @given(
     # orjson reads integers beyond 64 bits as floats; Ollama's counters and durations fit in 64.
     values=st.lists(
-        st.dictionaries(st.text(max_size=8), st.text(max_size=12) | st.integers(-(2**63), 2**64 - 1)), min_size=1, max_size=8
+        st.dictionaries(st.text(max_size=8), st.text(max_size=12) | st.integers(-(2**63), 2**64 - 1)),
+        min_size=1,
+        max_size=8,
     ),
     blank=st.sampled_from([b"\n", b"\r\n", b"\n\n", b"\n  \n"]),
     cuts=st.lists(st.integers(min_value=0), max_size=20),

@@ -7,12 +7,12 @@ import base64
 import json
 
 import pytest
-
 from conftest import TRANSCRIPTS, WITH_IMAGE, free_port
+from scripted_ollama import ScriptedOllama
+
 from llmstream.errors import AuthFailed, ModelNotFound, ServerError, Stalled, StreamBroken, Unreachable
 from llmstream.ollama import OllamaBackend
 from llmstream.settings import Endpoint, Settings
-from scripted_ollama import ScriptedOllama
 
 HELLO = [{"role": "user", "content": "Describe a rabbit in 3 words"}]
 
@@ -50,7 +50,9 @@ def test_lists_models(ollama):
 
 def test_streams_a_recorded_answer_with_the_servers_figures(ollama):
     deltas = run(collect(backend_for(ollama.url), "llama3.1:8b"))
-    recorded = [json.loads(x) for x in (TRANSCRIPTS / "generate-dolphin3_8b-30e3978571.ndjson").read_text().splitlines()]
+    recorded = [
+        json.loads(x) for x in (TRANSCRIPTS / "generate-dolphin3_8b-30e3978571.ndjson").read_text().splitlines()
+    ]
     assert "".join(d.content for d in deltas) == "".join(p["response"] for p in recorded)
     assert len(deltas) > 5
     assert deltas[-1].done and deltas[-1].stats.tokens == recorded[-1]["eval_count"]
@@ -205,7 +207,9 @@ def test_settings_and_images_go_in_ollamas_own_fields(ollama):
 
     png, messages = WITH_IMAGE
     ollama.reset()
-    deltas = run(collect(backend_for(ollama.url), "llava:7b", messages, Options(temperature=0.3, top_p=0.5, max_tokens=64)))
+    deltas = run(
+        collect(backend_for(ollama.url), "llava:7b", messages, Options(temperature=0.3, top_p=0.5, max_tokens=64))
+    )
     assert "".join(d.content for d in deltas).startswith(" A rabbit is a small")
     (sent,) = ollama.chats()
     assert sent["options"] == {"temperature": 0.3, "top_p": 0.5, "num_predict": 64}

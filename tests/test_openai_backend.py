@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from itertools import pairwise
 
 import httpx
 import pytest
+from conftest import TRANSCRIPTS, WITH_IMAGE, free_port
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scripted_ollama import ScriptedOllama
 
-from conftest import TRANSCRIPTS, WITH_IMAGE, free_port
 from llmstream.backends import Catalog, Route
 from llmstream.chat import Chat
 from llmstream.errors import AuthFailed, ModelNotFound, ServerError, Stalled, StreamBroken, Unreachable
 from llmstream.openai import OpenAIBackend
 from llmstream.secrets import Secret
 from llmstream.settings import Settings
-from scripted_ollama import ScriptedOllama
 
 HELLO = [{"role": "user", "content": "Describe a rabbit in 3 words"}]
-LLAMA = [json.loads(x)["response"] for x in (TRANSCRIPTS / "generate-dolphin3_8b-30e3978571.ndjson").read_text().splitlines()]
+LLAMA = [
+    json.loads(x)["response"] for x in (TRANSCRIPTS / "generate-dolphin3_8b-30e3978571.ndjson").read_text().splitlines()
+]
 GPT_OSS = [json.loads(x) for x in (TRANSCRIPTS / "generate-gpt-oss_20b-061a1077d9.ndjson").read_text().splitlines()]
 
 
@@ -52,7 +55,13 @@ def test_streams_with_usage_and_asks_for_it(ollama):
     ollama.reset()
     deltas = run(collect(OpenAIBackend(ollama.url + "/v1"), "llama3.1:8b"))
     assert "".join(d.content for d in deltas) == "".join(LLAMA)
-    assert deltas[-1].done and deltas[-1].stats.tokens == json.loads((TRANSCRIPTS / "generate-dolphin3_8b-30e3978571.ndjson").read_text().splitlines()[-1])["eval_count"]
+    assert (
+        deltas[-1].done
+        and deltas[-1].stats.tokens
+        == json.loads((TRANSCRIPTS / "generate-dolphin3_8b-30e3978571.ndjson").read_text().splitlines()[-1])[
+            "eval_count"
+        ]
+    )
     (request,) = [r["body"] for r in ollama.requests if r["path"] == "/v1/chat/completions"]
     assert request["stream"] is True and request["stream_options"] == {"include_usage": True}
 
@@ -85,10 +94,18 @@ def test_three_forms_of_reasoning_become_the_same_thinking_message(ollama, model
 @pytest.mark.parametrize(
     ("model", "error", "words"),
     [
-        ("no-such-model", ModelNotFound, "does not serve the model no-such-model: The model `no-such-model` does not exist"),
+        (
+            "no-such-model",
+            ModelNotFound,
+            "does not serve the model no-such-model: The model `no-such-model` does not exist",
+        ),
         ("fault-500", ServerError, "internal error (500): llama runner process has terminated"),
         ("fault-400", ServerError, "refused the request (400): invalid options"),
-        ("fault-429", ServerError, "rate limiting us (429): Rate limit reached for requests. It asks to wait 7 seconds"),
+        (
+            "fault-429",
+            ServerError,
+            "rate limiting us (429): Rate limit reached for requests. It asks to wait 7 seconds",
+        ),
         ("fault-midstream", ServerError, "The model stopped with an error: an error was encountered"),
         ("fault-garbage", StreamBroken, "not JSON"),
         ("fault-oversized", StreamBroken, "larger than 1048576 bytes"),
@@ -129,7 +146,10 @@ def test_unreachable_and_api_keys():
     port = free_port()
     with pytest.raises(Unreachable) as unreachable:
         run(collect(OpenAIBackend(f"http://127.0.0.1:{port}/v1", connect_timeout=1), "x"))
-    assert f"http://127.0.0.1:{port}/v1" in unreachable.value.sentence() and "OPENAI_BASE_URL" in unreachable.value.sentence()
+    assert (
+        f"http://127.0.0.1:{port}/v1" in unreachable.value.sentence()
+        and "OPENAI_BASE_URL" in unreachable.value.sentence()
+    )
     server = ScriptedOllama(auth="sk-right").start()
     try:
         assert run(collect(OpenAIBackend(server.url + "/v1", Secret("sk-right")), "qwen3:8b"))[-1].done
@@ -161,21 +181,27 @@ def _recorded_sse(ollama, model: str) -> bytes:
 
 
 @settings(max_examples=60, deadline=None)
-@given(model=st.sampled_from(["llama3.1:8b", "reasoning-content", "reasoning-field", "qwen3:8b"]), cuts=st.lists(st.integers(min_value=0), max_size=30), data=st.data())
+@given(
+    model=st.sampled_from(["llama3.1:8b", "reasoning-content", "reasoning-field", "qwen3:8b"]),
+    cuts=st.lists(st.integers(min_value=0), max_size=30),
+    data=st.data(),
+)
 def test_any_split_of_the_bytes_gives_the_same_stream(ollama, model, cuts, data):
     """A real peer can't be made to split bytes at chosen places (TCP coalesces them), so the
     recorded bytes are replayed through httpx's MockTransport in arbitrary pieces."""
     raw = _SSE_CACHE.setdefault(model, _recorded_sse(ollama, model))
     points = sorted({c % (len(raw) + 1) for c in cuts})
     edges = [0, *points, len(raw)]
-    pieces = [raw[a:b] for a, b in zip(edges, edges[1:])]
+    pieces = [raw[a:b] for a, b in pairwise(edges)]
 
     class Pieces(httpx.AsyncByteStream):
         async def __aiter__(self):
             for piece in pieces:
                 yield piece
 
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Pieces()))
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Pieces())
+    )
     deltas = run(collect(OpenAIBackend("http://scripted/v1", transport=transport), model))
     whole = _WHOLE.setdefault(model, run(collect(OpenAIBackend(ollama.url + "/v1"), model)))
     assert ("".join(d.content for d in deltas), "".join(d.thinking for d in deltas)) == (
@@ -194,16 +220,23 @@ def test_settings_and_images_go_in_the_chat_completions_fields(ollama):
 
     png, messages = WITH_IMAGE
     ollama.reset()
-    deltas = run(collect(OpenAIBackend(ollama.url + "/v1"), "llava:7b", messages, Options(temperature=1.5, top_p=0.25, max_tokens=99)))
+    deltas = run(
+        collect(
+            OpenAIBackend(ollama.url + "/v1"), "llava:7b", messages, Options(temperature=1.5, top_p=0.25, max_tokens=99)
+        )
+    )
     assert "".join(d.content for d in deltas).startswith(" A rabbit is a small")
     sent = ollama.requests[-1]["body"]
     assert (sent["temperature"], sent["top_p"], sent["max_tokens"]) == (1.5, 0.25, 99)
     assert sent["messages"] == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [
-            {"type": "text", "text": "What is this?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}},
-        ]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}},
+            ],
+        },
     ]
     ollama.reset()
     run(collect(OpenAIBackend(ollama.url + "/v1"), "llama3.1:8b", HELLO, Options(top_p=0.5)))

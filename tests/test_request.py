@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from PIL import Image as Pillow
@@ -27,12 +28,16 @@ def picture(path, color="teal"):
     return str(path)
 
 
-def prepare(ollama, *args, limits=Limits(), roots=None, system_prompt="Be brief.", **kwargs):
+def prepare(ollama, *args, limits=None, roots=None, system_prompt="Be brief.", **kwargs):
     async def go():
         backend = OllamaBackend(Endpoint(ollama.url))
         try:
-            chat = Chat(Catalog(Settings(), {"ollama": backend}, {m: Route(backend, m) for m in MODELS}),
-                        system_prompt=system_prompt, limits=limits, upload_roots=roots)
+            chat = Chat(
+                Catalog(Settings(), {"ollama": backend}, {m: Route(backend, m) for m in MODELS}),
+                system_prompt=system_prompt,
+                limits=limits or Limits(),
+                upload_roots=roots,
+            )
             return await chat.prepare(*args, **kwargs)
         finally:
             await backend.aclose()
@@ -49,7 +54,10 @@ def refused(ollama, *args, **kwargs) -> str:
 def test_history_in_every_gradio_shape_becomes_turns():
     history = [
         # Gradio 6: one user message, a list of file and text parts
-        {"role": "user", "content": [{"type": "file", "file": {"path": "/up/a.png"}}, {"type": "text", "text": "What is this?"}]},
+        {
+            "role": "user",
+            "content": [{"type": "file", "file": {"path": "/up/a.png"}}, {"type": "text", "text": "What is this?"}],
+        },
         {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},
         # Gradio 5: the file as a message of its own, then the text
         {"role": "user", "content": {"path": "/up/b.png"}},
@@ -72,7 +80,11 @@ def test_an_image_goes_with_its_message_to_a_vision_model(ollama, tmp_path):
     assert route.model == "llava:7b" and options == Options(temperature=0.3)
     assert messages[0] == {"role": "system", "content": "Be brief."}
     (image,) = messages[-1]["images"]
-    assert messages[-1]["content"] == "What is this?" and image.data == open(cat, "rb").read() and image.mime == "image/png"
+    assert (
+        messages[-1]["content"] == "What is this?"
+        and image.data == Path(cat).read_bytes()
+        and image.mime == "image/png"
+    )
 
 
 def test_a_message_may_be_only_an_image(ollama, tmp_path):
@@ -90,18 +102,31 @@ def test_a_model_that_cannot_see_is_named_with_the_ones_that_can(ollama, tmp_pat
 def test_earlier_images_go_back_to_a_vision_model_and_stay_out_for_a_text_model(ollama, tmp_path):
     cat, dog = picture(tmp_path / "cat.png"), picture(tmp_path / "dog.png", "brown")
     history = [
-        {"role": "user", "content": [{"type": "file", "file": {"path": cat}}, {"type": "text", "text": "What is this?"}]},
+        {
+            "role": "user",
+            "content": [{"type": "file", "file": {"path": cat}}, {"type": "text", "text": "What is this?"}],
+        },
         {"role": "assistant", "content": "A cat."},
     ]
     _, messages, _ = prepare(ollama, {"text": "And this?", "files": [dog]}, history, "llava:7b")
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-    assert [i.name for i in messages[1]["images"]] == ["cat.png"] and [i.name for i in messages[3]["images"]] == ["dog.png"]
+    assert [i.name for i in messages[1]["images"]] == ["cat.png"] and [i.name for i in messages[3]["images"]] == [
+        "dog.png"
+    ]
     _, messages, _ = prepare(ollama, "Tell me more about cats", history, "llama3.1:8b")
     assert not any(m.get("images") for m in messages) and messages[1]["content"] == "What is this?"
 
 
 def test_an_earlier_image_that_is_gone_is_left_out(ollama, tmp_path):
-    history = [{"role": "user", "content": [{"type": "file", "file": {"path": str(tmp_path / "gone.png")}}, {"type": "text", "text": "Look"}]}]
+    history = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "file", "file": {"path": str(tmp_path / "gone.png")}},
+                {"type": "text", "text": "Look"},
+            ],
+        }
+    ]
     _, messages, _ = prepare(ollama, "Still there?", history, "llava:7b")
     assert messages[1] == {"role": "user", "content": "Look"}
 
@@ -110,14 +135,18 @@ def test_attachments_are_read_from_the_upload_folder_only(ollama, tmp_path):
     outside = picture(tmp_path / "secret.png")
     said = refused(ollama, {"text": "hi", "files": [outside]}, [], "llava:7b", roots=[tmp_path / "uploads"])
     assert said == "The attachment secret.png could not be read. Attach it again."
-    history = [{"role": "user", "content": [{"type": "file", "file": {"path": outside}}, {"type": "text", "text": "Look"}]}]
+    history = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": outside}}, {"type": "text", "text": "Look"}]}
+    ]
     _, messages, _ = prepare(ollama, "hi", history, "llava:7b", roots=[tmp_path / "uploads"])
     assert "images" not in messages[1]
 
 
 def test_at_most_four_images_per_message(ollama, tmp_path):
     files = [picture(tmp_path / f"p{i}.png") for i in range(5)]
-    assert "Your message has 5 attachments; the limit is 4 images per message." in refused(ollama, {"text": "hi", "files": files}, [], "llava:7b")
+    assert "Your message has 5 attachments; the limit is 4 images per message." in refused(
+        ollama, {"text": "hi", "files": files}, [], "llava:7b"
+    )
 
 
 def test_the_conversation_is_bounded_with_images_counted_by_size(ollama, tmp_path):
@@ -127,7 +156,9 @@ def test_the_conversation_is_bounded_with_images_counted_by_size(ollama, tmp_pat
     prepare(ollama, "z" * 80, history, "llama3.1:8b", limits=Limits(conversation_chars=1000))
     big = tmp_path / "big.png"
     Pillow.effect_noise((128, 128), 100).save(big)  # about 16 KB
-    said = refused(ollama, {"text": "hi", "files": [str(big)]}, [], "llava:7b", limits=Limits(conversation_chars=10_000))
+    said = refused(
+        ollama, {"text": "hi", "files": [str(big)]}, [], "llava:7b", limits=Limits(conversation_chars=10_000)
+    )
     assert "grown past 10,000 characters" in said
 
 

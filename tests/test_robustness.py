@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import AppProcess, free_port, plain
 from gradio_queue import GradioQueue, reply_text, wait_until
 from scripted_ollama import ScriptedOllama
@@ -47,7 +46,15 @@ def secured():
 @pytest.fixture(scope="module")
 def app(secured):
     models = ",".join(["bench", "qwen3:8b", *(m for m, _, _ in FAULTS)])
-    process = AppProcess({"OLLAMA_HOST": secured.url, "AUTH": f"alice:{SECRET}", "READ_TIMEOUT": "2", "MODELS": models, "BACKEND": "ollama"})
+    process = AppProcess(
+        {
+            "OLLAMA_HOST": secured.url,
+            "AUTH": f"alice:{SECRET}",
+            "READ_TIMEOUT": "2",
+            "MODELS": models,
+            "BACKEND": "ollama",
+        }
+    )
     yield process
     process.stop()
 
@@ -56,7 +63,10 @@ async def with_load(url: str, action, users: int = LOAD_USERS):
     """Run `action(queue)` while `users` others stream 300 tokens at 100 tokens/s."""
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as client:
         queue = GradioQueue(url, client)
-        background = [asyncio.create_task(queue.chat(f"bench id=load-{uuid.uuid4().hex[:6]} tokens=300 rate=100", "bench")) for _ in range(users)]
+        background = [
+            asyncio.create_task(queue.chat(f"bench id=load-{uuid.uuid4().hex[:6]} tokens=300 rate=100", "bench"))
+            for _ in range(users)
+        ]
         await asyncio.sleep(0.5)
         result = await action(queue)
         runs = await asyncio.gather(*background)
@@ -72,6 +82,7 @@ def test_fault_matrix(app, model, words, partial, load):
         return failed, after
 
     if load == "alone":
+
         async def alone():
             async with httpx.AsyncClient(timeout=60) as client:
                 return await action(GradioQueue(app.url, client)), []
@@ -132,11 +143,16 @@ def test_1000_chats_with_a_third_stopped_leave_nothing_behind():
 
     server = ScriptedOllama().start()
     port = free_port()
-    settings = Settings.load({"GRADIO_SERVER_PORT": port}, {"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "bench", "SESSION_CAPACITY": "250"}, None)
+    settings = Settings.load(
+        {"GRADIO_SERVER_PORT": port},
+        {"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "bench", "SESSION_CAPACITY": "250"},
+        None,
+    )
     demo, chat = app_module.create(settings)
     app_module.launch(demo, settings, prevent_thread_lock=True, quiet=True)
     url = f"http://127.0.0.1:{port}"
     try:
+
         async def batch(start: int, count: int, queue: GradioQueue):
             async def one(i: int):
                 if i % 3 == 1:
@@ -166,7 +182,9 @@ def test_1000_chats_with_a_third_stopped_leave_nothing_behind():
         runs, middle = asyncio.run(soak())
         assert len(runs) == 1000
         completed = [r for r in runs if r.cut is None]
-        assert len(completed) == 334 and all(r.error is None and reply_text(r.final).endswith(" t29") for r in completed)
+        assert len(completed) == 334 and all(
+            r.error is None and reply_text(r.final).endswith(" t29") for r in completed
+        )
         assert sum(r.cut == "cancel" for r in runs) == 333 and sum(r.cut == "disconnect" for r in runs) == 333
         # Every upstream stream was closed, Stop or not.
         assert asyncio.run(wait_until(lambda: server.open_streams == 0, 20)), server.open_streams
@@ -174,7 +192,11 @@ def test_1000_chats_with_a_third_stopped_leave_nothing_behind():
         # No stream is still counted and no task of ours is left running.
         assert asyncio.run(wait_until(lambda: chat_module._Flow.active == 0, 10)), chat_module._Flow.active
         gc.collect()
-        ours = [t for t in gc.get_objects() if isinstance(t, asyncio.Task) and not t.done() and "llmstream" in repr(t.get_coro())]
+        ours = [
+            t
+            for t in gc.get_objects()
+            if isinstance(t, asyncio.Task) and not t.done() and "llmstream" in repr(t.get_coro())
+        ]
         assert ours == []
         # The HTTP pool holds no request and only idle keep-alive connections.
         pool = chat.catalog.backends["ollama"]._client._transport._pool

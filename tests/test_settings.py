@@ -60,7 +60,11 @@ def test_api_key_is_a_secret():
 
 
 def test_secrets_never_show_in_reprs():
-    env = {"OLLAMA_HOST": "https://alice:hunter22@example.com", "OLLAMA_API_KEY": "sk-verysecret", "APP_AUTH": "bob:letmein"}
+    env = {
+        "OLLAMA_HOST": "https://alice:hunter22@example.com",
+        "OLLAMA_API_KEY": "sk-verysecret",
+        "APP_AUTH": "bob:letmein",
+    }
     s = Settings.load({}, env, None)
     for text in (repr(s), str(s), f"{s.ollama}", repr(s.ollama.basic_auth)):
         assert "hunter22" not in text and "sk-verysecret" not in text and "letmein" not in text
@@ -68,7 +72,9 @@ def test_secrets_never_show_in_reprs():
 
 
 def test_redactor_masks_every_form_of_the_credentials():
-    s = Settings.load({}, {"AUTH": "alice:hunter22", "OLLAMA_API_KEY": "sk-verysecret", "APP_AUTH": "bob:letmein"}, None)
+    s = Settings.load(
+        {}, {"AUTH": "alice:hunter22", "OLLAMA_API_KEY": "sk-verysecret", "APP_AUTH": "bob:letmein"}, None
+    )
     redact = s.redactor()
     text = "auth alice:hunter22 hdr Basic YWxpY2U6aHVudGVyMjI= key sk-verysecret pw hunter22 login letmein"
     clean = redact(text)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import split_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import split_at
 from llmstream.errors import StreamBroken
 from llmstream.sse import SSEDecoder
 
@@ -33,7 +33,12 @@ def decode(chunks, **kwargs):
 def test_openai_stream():
     events = decode([OPENAI])
     assert [e.data for e in events][-1] == "[DONE]"
-    assert [json.loads(e.data)["choices"][0]["delta"]["content"] for e in events[:-1]] == ["Hello", " wörld", " 😀", "—done"]
+    assert [json.loads(e.data)["choices"][0]["delta"]["content"] for e in events[:-1]] == [
+        "Hello",
+        " wörld",
+        " 😀",
+        "—done",
+    ]
 
 
 def test_fields_comments_multiline_and_ids():
@@ -68,7 +73,8 @@ def test_any_split_gives_the_same_events(newline, cuts):
 def test_agrees_with_httpx_sse(texts, newline, cuts):
     import codecs
 
-    from httpx_sse._decoders import SSEDecoder as Reference, SSELineDecoder
+    from httpx_sse._decoders import SSEDecoder as Reference
+    from httpx_sse._decoders import SSELineDecoder
 
     data = b"".join(b"event: e\ndata: " + t.encode() + b"\n\n" for t in texts).replace(b"\n", newline)
     text, lines, ref, reference = codecs.getincrementaldecoder("utf-8")(), SSELineDecoder(), Reference(), []

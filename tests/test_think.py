@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import pairwise
 
+from conftest import TRANSCRIPTS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import TRANSCRIPTS
 from llmstream.think import BracketThink, ThinkSplitter, brackets
 
 INLINE = sorted(TRANSCRIPTS.glob("generate-deepseek-r1*.ndjson")) + sorted(TRANSCRIPTS.glob("generate-qwen3*.ndjson"))
@@ -63,16 +64,21 @@ def test_any_split_of_the_text_gives_the_same_result(path, cuts):
     text = "".join(tokens(path))
     points = sorted({c % (len(text) + 1) for c in cuts})
     edges = [0, *points, len(text)]
-    assert split([text[a:b] for a, b in zip(edges, edges[1:])]) == reference(text)
+    assert split([text[a:b] for a, b in pairwise(edges)]) == reference(text)
 
 
 @settings(max_examples=300, deadline=None)
-@given(pieces=st.lists(st.sampled_from(["<think>", "</think>", "<", "<t", "a", " b<", "<b>", "think>", "\n"]), max_size=30), cuts=st.lists(st.integers(min_value=0), max_size=10))
+@given(
+    pieces=st.lists(
+        st.sampled_from(["<think>", "</think>", "<", "<t", "a", " b<", "<b>", "think>", "\n"]), max_size=30
+    ),
+    cuts=st.lists(st.integers(min_value=0), max_size=10),
+)
 def test_tags_and_lookalikes_split_anywhere(pieces, cuts):
     text = "".join(pieces)
     points = sorted({c % (len(text) + 1) for c in cuts})
     edges = [0, *points, len(text)]
-    assert split([text[a:b] for a, b in zip(edges, edges[1:])]) == reference_tags(text)
+    assert split([text[a:b] for a, b in pairwise(edges)]) == reference_tags(text)
 
 
 def test_tag_split_across_chunks():
