@@ -46,6 +46,7 @@ class Scenario:
     rate: float
     arrival: float = 0.0  # users arrive evenly over this many seconds
     segments: bool = False  # report the first and last thousand tokens apart
+    models: int = 1  # more than 1: each user compares that many models (`/compare`)
 
     @property
     def limit(self) -> float:
@@ -56,6 +57,7 @@ SCENARIOS = [
     Scenario("fast: 1 user, 2000 tok at 1000/s", 1, 2000, 1000),
     Scenario("crowd: 100 users over 4 s, 400 tok at 50/s", 100, 400, 50, arrival=4),
     Scenario("long: 1 user, 20000 tok at 1000/s", 1, 20000, 1000, segments=True),
+    Scenario("compare: 25 users x 4 models over 4 s, 400 tok at 50/s", 25, 400, 50, arrival=4, models=4),
 ]
 QUICK = [
     Scenario("1 user, 1000 tok at 1000/s", 1, 1000, 1000),
@@ -123,7 +125,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def count_tokens(output) -> int:
-    text = reply_text(output)
+    text = output if isinstance(output, str) else reply_text(output)
     tail = text[-16:].rsplit(" t", 1)
     return int(tail[1]) + 1 if len(tail) == 2 and tail[1].isdigit() else 0
 
@@ -136,6 +138,8 @@ async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Sc
             warm = await queue.chat("bench id=warmup tokens=20 rate=1000", "bench")
             if warm.error:
                 raise RuntimeError(f"warm-up chat failed: {warm.error}")
+        if sc.models > 1:
+            queue = GradioQueue(app_url, client, api_name="compare")
         arrivals: dict[str, list[tuple[float, int]]] = {}
         starts: dict[str, float] = {}
         samples: list[tuple[float, float]] = []
@@ -146,29 +150,39 @@ async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Sc
                 samples.append((time.time(), cpu_seconds(pid)))
                 time.sleep(0.25)
 
+        models = ["bench", *(f"bench-{k}" for k in range(2, sc.models + 1))] if sc.models > 1 else []
+
         async def user(i: int) -> bool:
             await asyncio.sleep(sc.arrival * i / max(1, sc.users))
             uid = f"{tag}-{i}"
-            seen = arrivals.setdefault(uid, [])
+            # one stream per model: the scripted server times a twin's tokens as `uid@model`
+            keys = [uid if m == "bench" else f"{uid}@{m}" for m in models] or [uid]
+            for key in keys:
+                arrivals[key] = []
+                starts[key] = time.time()
 
             def on_update(now: float, output) -> None:
-                n = count_tokens(output)
-                if n and (not seen or n > seen[-1][1]):
-                    seen.append((now, n))
+                columns = [reply_text(c["messages"]) for c in output] if models else [output]
+                for key, column in zip(keys, columns, strict=False):
+                    n, seen = count_tokens(column), arrivals[key]
+                    if n and (not seen or n > seen[-1][1]):
+                        seen.append((now, n))
 
-            starts[uid] = time.time()
             try:
                 run = await asyncio.wait_for(
-                    queue.chat(f"bench id={uid} tokens={sc.tokens} rate={sc.rate}", "bench", on_update=on_update),
+                    queue.chat(
+                        f"bench id={uid} tokens={sc.tokens} rate={sc.rate}", models or "bench", on_update=on_update
+                    ),
                     sc.limit,
                 )
             except TimeoutError:
                 if os.environ.get("BENCH_DEBUG"):
                     print("timed out user", uid, seen[-1:])
                 return False
-            if os.environ.get("BENCH_DEBUG") and (run.error or not seen or seen[-1][1] != sc.tokens):
-                print("failed user", uid, run.error, seen[-1:] if seen else None, str(run.final)[:200])
-            return run.error is None and bool(seen) and seen[-1][1] == sc.tokens
+            complete = all(arrivals[k] and arrivals[k][-1][1] == sc.tokens for k in keys)
+            if os.environ.get("BENCH_DEBUG") and (run.error or not complete):
+                print("failed user", uid, run.error, str(run.final)[:200])
+            return run.error is None and complete
 
         cpu_before = cpu_seconds(pid)
         sampler = threading.Thread(target=sample, daemon=True)
@@ -277,7 +291,7 @@ def main() -> None:
     apps = {
         "ours": (
             [sys.executable, os.environ.get("BENCH_APP", "app.py")],
-            {"OLLAMA_HOST": server_url, "BACKEND": "ollama", "MODELS": "bench"},
+            {"OLLAMA_HOST": server_url, "BACKEND": "ollama", "MODELS": "bench,bench-2,bench-3,bench-4"},
         ),
         "baseline": ([sys.executable, "bench/baseline_app.py"], {"OLLAMA_HOST": server_url, "MODELS": "bench"}),
     }
@@ -285,6 +299,8 @@ def main() -> None:
     try:
         for number, sc in enumerate(scenarios):
             for name in args.apps.split(","):
+                if sc.models > 1 and name != "ours":
+                    continue  # the lessons' app has no comparison
                 cmd, env = apps[name]
                 port = free_port()
                 proc = start(

@@ -19,8 +19,10 @@ from gradio.components.multimodal_textbox import MultimodalData, MultimodalValue
 from pydantic import model_validator
 
 from .chat import Chat
+from .compare import MIN_MODELS
 from .options import MAX_TOKENS_LIMIT, TEMPERATURE_RANGE, TOP_P_RANGE
 from .settings import Settings
+from .ui_compare import build_compare
 
 # Where the sliders rest until moved: Ollama's documented defaults, a typical answer length.
 SLIDER_START = {"temperature": 0.8, "top_p": 0.9, "max_tokens": 1024}
@@ -70,10 +72,11 @@ class SettingValue(gr.Number):
 
 
 def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
-    async def refresh(current: str | None) -> gr.Radio:
+    async def refresh(current: str | None, picked: list[str] | None) -> tuple[gr.Radio, gr.CheckboxGroup]:
         await chat.catalog.refresh()
         value = current if current in chat.models else (chat.models[0] if chat.models else None)
-        return gr.Radio(choices=chat.models, value=value)
+        kept = [m for m in picked or [] if m in chat.models] or chat.models[:MIN_MODELS]
+        return gr.Radio(choices=chat.models, value=value), gr.CheckboxGroup(choices=chat.models, value=kept)
 
     def header() -> str:
         return "\n\n".join([f"## llmstream\n{status}", *chat.catalog.notes()])
@@ -87,58 +90,61 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
         # While the embedded model is fetched or loaded, the status line follows it once a second.
         timer = gr.Timer(1.0, active=chat.catalog.preparing)
         timer.tick(tick, outputs=[title, timer], api_visibility="private", queue=False)
-        model = ModelRadio(
-            choices=chat.models,
-            value=chat.models[0] if chat.models else None,
-            label="Model",
-            interactive=True,
-        )
-        values = {name: SettingValue(value=None, visible=False, label=name) for name in SLIDER_START}
-        chat_area = gr.Column(scale=1)  # filled below, so the chat sits above its Settings
-        with gr.Accordion("Settings", open=False, elem_id="settings"):
-            system_prompt = gr.Textbox(
-                settings.system_prompt,
-                label="System prompt",
-                placeholder="For example: You are a patient teacher. Answer in two sentences.",
-                lines=2,
-                max_lines=8,
+        with gr.Tab("Chat", id="chat"):
+            model = ModelRadio(
+                choices=chat.models,
+                value=chat.models[0] if chat.models else None,
+                label="Model",
+                interactive=True,
             )
-            sliders = _sliders()
-            defaults = gr.Button("Use the model's defaults", size="sm", variant="secondary")
-        for name, slider in sliders.items():
-            # Only what a person does: `input` while dragging or typing, `release` when the drag
-            # ends or the number box loses focus (so the last value is caught whatever the timing).
-            for event in (slider.input, slider.release):
-                event(None, slider, values[name], js="(v) => v", api_visibility="private", queue=False)
-        starts = [SLIDER_START[name] for name in sliders]
-        defaults.click(
-            None,
-            None,
-            [*values.values(), *sliders.values(), system_prompt],
-            js=f"() => [null, null, null, ...{starts!r}, {settings.system_prompt!r}]",
-            api_visibility="private",
-            queue=False,
-        )
-        with chat_area:
-            gr.ChatInterface(
-                chat.respond,
-                multimodal=True,
-                textbox=ChatBox(
-                    file_types=["image"],
-                    file_count="multiple",
-                    placeholder="Type a message, or paste, drop or attach images…",
-                    show_label=False,
-                    scale=7,
-                    submit_btn=True,
-                    stop_btn=True,  # Stop closes the stream to the model (ChatInterface wires it)
-                ),
-                additional_inputs=[model, system_prompt, *values.values()],
-                api_name="chat",
-                concurrency_limit=settings.concurrency_limit,
-                fill_height=True,
-                save_history=True,  # conversations live in the browser and survive a reload
+            values = {name: SettingValue(value=None, visible=False, label=name) for name in SLIDER_START}
+            chat_area = gr.Column(scale=1)  # filled below, so the chat sits above its Settings
+            with gr.Accordion("Settings", open=False, elem_id="settings"):
+                system_prompt = gr.Textbox(
+                    settings.system_prompt,
+                    label="System prompt",
+                    placeholder="For example: You are a patient teacher. Answer in two sentences.",
+                    lines=2,
+                    max_lines=8,
+                )
+                sliders = _sliders()
+                defaults = gr.Button("Use the model's defaults", size="sm", variant="secondary")
+            for name, slider in sliders.items():
+                # Only what a person does: `input` while dragging or typing, `release` when the drag
+                # ends or the number box loses focus (so the last value is caught whatever the timing).
+                for event in (slider.input, slider.release):
+                    event(None, slider, values[name], js="(v) => v", api_visibility="private", queue=False)
+            starts = [SLIDER_START[name] for name in sliders]
+            defaults.click(
+                None,
+                None,
+                [*values.values(), *sliders.values(), system_prompt],
+                js=f"() => [null, null, null, ...{starts!r}, {settings.system_prompt!r}]",
+                api_visibility="private",
+                queue=False,
             )
-        demo.load(refresh, inputs=[model], outputs=[model], api_visibility="private", queue=False)
+            with chat_area:
+                gr.ChatInterface(
+                    chat.respond,
+                    multimodal=True,
+                    textbox=ChatBox(
+                        file_types=["image"],
+                        file_count="multiple",
+                        placeholder="Type a message, or paste, drop or attach images…",
+                        show_label=False,
+                        scale=7,
+                        submit_btn=True,
+                        stop_btn=True,  # Stop closes the stream to the model (ChatInterface wires it)
+                    ),
+                    additional_inputs=[model, system_prompt, *values.values()],
+                    api_name="chat",
+                    concurrency_limit=settings.concurrency_limit,
+                    fill_height=True,
+                    save_history=True,  # conversations live in the browser and survive a reload
+                )
+        with gr.Tab("Compare", id="compare"):
+            picks = build_compare(chat, [system_prompt, *values.values()])
+        demo.load(refresh, inputs=[model, picks], outputs=[model, picks], api_visibility="private", queue=False)
         demo.load(tick, outputs=[title, timer], api_visibility="private", queue=False)
     return demo
 

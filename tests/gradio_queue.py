@@ -86,7 +86,7 @@ class GradioQueue:
     async def chat(
         self,
         message: str,
-        model: str,
+        model: str | list[str],
         *,
         on_update: Callable[[float, Any], None] | None = None,
         cancel_after: int | None = None,
@@ -95,8 +95,10 @@ class GradioQueue:
     ) -> ChatRun:
         fn = await self._endpoint()
         session = uuid.uuid4().hex
-        # message, the history state (kept by the server), model, then the settings: None, not sent
-        data: list[Any] = [message, None, model] + [None] * (self._inputs - 3)
+        if isinstance(model, list):  # `/compare`: (message, models)
+            data: list[Any] = [message, model]
+        else:  # message, the history state (kept by the server), model, then the settings: None, not sent
+            data = [message, None, model] + [None] * (self._inputs - 3)
         run = ChatRun(started=time.time())
         output: Any = None
         generating = 0

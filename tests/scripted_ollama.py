@@ -59,7 +59,9 @@ FAULTS = {
 }
 
 PREFIX = ["Sure", "!", " Here", " is", " the", " start"]
-MODEL_NAMES = [*RECORDED, "endless", "bench", "gone:7b", *FAULTS]
+# Twins of `endless` and `fault-slowstart`, so that several can stream side by side (Compare).
+TWINS = ["endless-2", "fault-slowstart-2", "fault-slowstart-3", "bench-2", "bench-3", "bench-4"]
+MODEL_NAMES = [*RECORDED, "endless", "bench", "gone:7b", *FAULTS, *TWINS]
 # OpenAI flavour only: gpt-oss's recording with its reasoning as `delta.reasoning_content`
 # (as `gpt-oss:20b` also does there) or as `delta.reasoning`.
 OPENAI_ONLY = ["reasoning-content", "reasoning-field", "no-usage"]  # no-usage: llama3.1:8b, ignoring include_usage
@@ -323,7 +325,7 @@ class ScriptedOllama:
                 {"object": "list", "data": [{"id": n, "object": "model"} for n in MODEL_NAMES + OPENAI_ONLY]},
             )
         model = body.get("model", "") if isinstance(body, dict) else ""
-        known = model in RECORDED or model in FAULTS or model in ("endless", "bench")
+        known = model in RECORDED or model in FAULTS or model in ("endless", "bench", *TWINS)
         if path == "/v1/chat/completions":
             if not (known or model in OPENAI_ONLY):
                 return await self._respond(
@@ -393,9 +395,11 @@ class ScriptedOllama:
                 await writer.drain()
                 return True
 
-            if model == "bench":
+            if model.startswith("bench"):
                 params = _bench_params(body)
-                times = self.sent.setdefault(params["id"], [])
+                # a twin's tokens are timed apart: several stream for one id in a comparison
+                key = params["id"] if model == "bench" else f"{params['id']}@{model}"
+                times = self.sent.setdefault(key, [])
                 start = time.monotonic()
                 for i in range(params["tokens"]):
                     delay = start + i / params["rate"] - time.monotonic()
@@ -404,14 +408,14 @@ class ScriptedOllama:
                     await send(frame.token(f" t{i}"))
                     times.append(time.time())
                 return await finish(params["tokens"])
-            if model == "endless":
+            if model.startswith("endless"):
                 n = 0
                 while True:
                     await send(frame.token(f" word{n}"))
                     n += 1
                     await pause(self.token_delay)
             if model.startswith("fault-"):
-                if model == "fault-slowstart":
+                if model.startswith("fault-slowstart"):
                     await pause(self.slow_start)
                     for token in PREFIX:
                         await send(frame.token(token))

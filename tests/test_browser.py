@@ -215,6 +215,45 @@ def test_settings_and_an_attached_image_reach_the_server(page, server, tmp_path)
     )
 
 
+def test_compare_streams_two_columns_at_once_and_follow_ups_continue_each(page, server):
+    page.get_by_role("tab", name="Compare").click()
+    columns = page.locator(".compare-column")
+    expect(columns.nth(0)).to_be_visible()
+    prompt = page.get_by_placeholder("One prompt for every model…")
+    prompt.fill("Describe a rabbit in 3 words")
+    prompt.press("Enter")
+    sizes: list[tuple[int, int]] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # both columns grow while the other one does
+        texts = [columns.nth(i).inner_text() for i in range(2)]
+        sizes.append((len(texts[0]), len(texts[1])))
+        if all(STATS.search(t) for t in texts):
+            break
+        time.sleep(0.05)
+    growing = [i for i, (a, b) in enumerate(pairwise(sizes)) if a[0] < b[0] and a[1] < b[1]]
+    assert growing, sizes  # at least one moment when both grew at once
+    assert "dig underground burrows" in columns.nth(0).inner_text()  # llama3.1:8b
+    assert "soft, swift, fluffy" in columns.nth(1).inner_text()  # gpt-oss:20b
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+    server.reset()
+    prompt.fill("And a cat?")
+    prompt.press("Enter")
+    deadline = time.monotonic() + 20
+    while len(server.chats()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sent = {c["model"]: [m["role"] for m in c["messages"]] for c in server.chats()}
+    assert sent == {"llama3.1:8b": ["user", "assistant", "user"], "gpt-oss:20b": ["user", "assistant", "user"]}
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(ARTIFACTS / "compare-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1100, "height": 900})
+    expect(page.locator("#compare-clear")).to_be_visible()
+    page.get_by_role("button", name="Send").wait_for()  # the follow-up's answers are done
+    page.locator("#compare-clear").click()
+    expect(columns.nth(0)).not_to_contain_text("rabbit")
+    page.get_by_role("tab", name="Chat").click()
+
+
 def test_the_status_line_follows_a_model_being_fetched(tmp_path, browser):
     """The page is up while an `hf.co/` model downloads, and its status line says how far along it is."""
     from scripted_hub import ScriptedHub
