@@ -1,4 +1,4 @@
-"""End-to-end load benchmark: our app against the lessons' plain app, in the same run.
+"""End-to-end load benchmark: our app against the lessons' plain app and a raw relay, in the same run.
 
 A scripted Ollama server (its own process) streams the tokens ` t0`, ` t1`, ... on a fixed
 schedule and logs when it sent each one. A driver (this process) speaks Gradio's queue
@@ -10,8 +10,9 @@ and scenario it reports:
 - errors (failed, or incomplete when the scenario's time is up);
 - the app's CPU seconds per 1000 tokens (from /proc, the app process only).
 
-Run: `python bench/load.py` (all scenarios, both apps, about 4 minutes on 2 cores), or
-`python bench/load.py --quick`. Results are printed as a table with ratios ours/baseline.
+Run: `python bench/load.py` (all scenarios; our app, the lessons' app and the raw relay of
+`bench/raw_relay.py`, the physical limit; about 7 minutes on 2 cores), or
+`python bench/load.py --quick`. Results are printed as a table with ratios: baseline ÷ ours, ours ÷ raw relay.
 """
 
 from __future__ import annotations
@@ -29,11 +30,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from gradio_queue import GradioQueue, reply_text  # noqa: E402
+from gradio_queue import ChatRun, GradioQueue, reply_text  # noqa: E402
+
+
+class RawRelayClient:
+    """The driver's side of `bench/raw_relay.py`: one SSE stream per chat, text accumulated."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+        self.url = url.rstrip("/")
+        self.client = client
+
+    async def chat(self, message: str, model: str, *, on_update=None) -> ChatRun:
+        run = ChatRun(started=time.time())
+        text = ""
+        try:
+            async with self.client.stream(
+                "POST", f"{self.url}/chat", content=orjson.dumps({"message": message, "model": model})
+            ) as response:
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    if line == "data: [DONE]":
+                        run.final = text
+                        return run
+                    text += orjson.loads(line[6:])["content"]
+                    if on_update is not None:
+                        on_update(time.time(), text)
+            run.error = "stream closed before the answer completed"
+        except httpx.HTTPError as exc:
+            run.error = f"{type(exc).__name__}: {exc}"
+        return run
+
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -130,10 +162,10 @@ def count_tokens(output) -> int:
     return int(tail[1]) + 1 if len(tail) == 2 and tail[1].isdigit() else 0
 
 
-async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Scenario) -> Result:
+async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Scenario, raw: bool = False) -> Result:
     limits = httpx.Limits(max_connections=4 * sc.users + 10, max_keepalive_connections=4 * sc.users + 10)
     async with httpx.AsyncClient(timeout=httpx.Timeout(sc.limit, connect=10), limits=limits) as client:
-        queue = GradioQueue(app_url, client)
+        queue: GradioQueue | RawRelayClient = RawRelayClient(app_url, client) if raw else GradioQueue(app_url, client)
         for _ in range(3):
             warm = await queue.chat("bench id=warmup tokens=20 rate=1000", "bench")
             if warm.error:
@@ -263,7 +295,9 @@ def fmt(x: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller scenarios, about a minute")
-    parser.add_argument("--apps", default="ours,baseline", help="which apps to run: ours, baseline")
+    parser.add_argument(
+        "--apps", default="ours,baseline,raw", help="which apps to run: ours, baseline, raw (the raw relay, the limit)"
+    )
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--only", help="run only scenarios whose name contains this")
     parser.add_argument("--scenario", help="an ad-hoc scenario instead: USERS,TOKENS,RATE,ARRIVAL_SECONDS")
@@ -294,13 +328,14 @@ def main() -> None:
             {"OLLAMA_HOST": server_url, "BACKEND": "ollama", "MODELS": "bench,bench-2,bench-3,bench-4"},
         ),
         "baseline": ([sys.executable, "bench/baseline_app.py"], {"OLLAMA_HOST": server_url, "MODELS": "bench"}),
+        "raw": ([sys.executable, "bench/raw_relay.py"], {"OLLAMA_HOST": server_url}),
     }
     results: dict[str, dict[str, dict]] = {}
     try:
         for number, sc in enumerate(scenarios):
             for name in args.apps.split(","):
                 if sc.models > 1 and name != "ours":
-                    continue  # the lessons' app has no comparison
+                    continue  # neither the lessons' app nor the raw relay compares models
                 cmd, env = apps[name]
                 port = free_port()
                 proc = start(
@@ -329,7 +364,9 @@ def main() -> None:
                     )
                 try:
                     r = asyncio.run(
-                        run_scenario(f"http://127.0.0.1:{port}", server_url, proc.pid, f"{name}{number}", sc)
+                        run_scenario(
+                            f"http://127.0.0.1:{port}", server_url, proc.pid, f"{name}{number}", sc, raw=name == "raw"
+                        )
                     )
                 finally:
                     if spy is not None:
@@ -360,6 +397,12 @@ def main() -> None:
             ratios = [b[k] / o[k] if o[k] else float("nan") for k in ("p50_ms", "p99_ms", "ttft_p99_ms", "cpu_per_1k")]
             print(
                 f"| {sc_name} | baseline ÷ ours | {fmt(ratios[0])}x | {fmt(ratios[1])}x | {fmt(ratios[2])}x | | {fmt(ratios[3])}x |"
+            )
+        if "ours" in by_app and "raw" in by_app:
+            o, r = by_app["ours"], by_app["raw"]
+            ratios = [o[k] / r[k] if r[k] else float("nan") for k in ("p50_ms", "p99_ms", "ttft_p99_ms", "cpu_per_1k")]
+            print(
+                f"| {sc_name} | ours ÷ raw relay | {fmt(ratios[0])}x | {fmt(ratios[1])}x | {fmt(ratios[2])}x | | {fmt(ratios[3])}x |"
             )
         for name, s in by_app.items():
             if "first_1k_p99_ms" in s:
