@@ -23,7 +23,18 @@ from typing import TYPE_CHECKING, Any
 from .backend import Delta, Message
 from .errors import BadInput, LLMStreamError
 from .options import Options
-from .request import WARNING, Limits, conversation, file_size, message_text, new_images, parts, past_images, turns
+from .request import (
+    WARNING,
+    Limits,
+    check_count,
+    conversation,
+    file_size,
+    message_text,
+    new_images,
+    parts,
+    past_images,
+    turns,
+)
 from .secrets import Redactor
 from .stats import Meter
 from .think import ThinkSplitter
@@ -261,8 +272,8 @@ class Chat:
     def models(self) -> list[str]:
         return self.catalog.models
 
-    def check(self, message: Any, model: Any) -> tuple[str, Route]:
-        """The message's text and where it goes, or `BadInput` saying why it cannot be sent."""
+    def check(self, message: Any, model: Any) -> tuple[str, list[str], Route]:
+        """The message's text and attached files and where they go, or `BadInput` saying why not."""
         text, files = parts(message)
         if not text.strip() and not files:
             raise BadInput("Your message is empty.", hint="Type something to send.")
@@ -271,8 +282,7 @@ class Chat:
                 f"Your message has {len(text):,} characters; the limit is {self.max_input_chars:,}.",
                 hint="Shorten it, or raise MAX_INPUT_CHARS.",
             )
-        if len(files) > self.limits.images:
-            new_images(files, self.limits, self.upload_roots)  # says how many are allowed
+        check_count(files, self.limits)
         if self.catalog.problem is not None and not self.catalog.routes:
             raise self.catalog.problem
         if not model:
@@ -282,7 +292,7 @@ class Chat:
             shown = str(model) if len(str(model)) <= 60 else str(model)[:59] + "…"
             offered = ", ".join(self.models) or "none"
             raise BadInput(f"The model {shown!r} is not offered here.", hint=f"Choose one of: {offered}.")
-        return text, route
+        return text, files, route
 
     def system(self, system_prompt: Any) -> str:
         """The system prompt to send: the setting's when none is given, else the given one, checked."""
@@ -308,8 +318,7 @@ class Chat:
         max_tokens: Any = None,
     ) -> tuple[Route, list[Message], Options]:
         """Everything one turn sends, checked: `BadInput` (nothing sent anywhere) when it can't go."""
-        text, route = self.check(message, model)
-        files = parts(message)[1]
+        text, files, route = self.check(message, model)
         system = self.system(system_prompt)
         options = Options.checked(temperature, top_p, max_tokens)
         past = turns(history or [])

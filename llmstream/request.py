@@ -140,13 +140,18 @@ def file_size(path: str) -> int:
         return 0
 
 
-def new_images(files: Sequence[str], limits: Limits, roots: Sequence[Path] | None) -> list[Image]:
-    """The images of the message being sent, each checked; `BadInput` for the first that can't go."""
+def check_count(files: Sequence[str], limits: Limits) -> None:
+    """`BadInput` when a message carries more attachments than one message may."""
     if len(files) > limits.images:
         raise BadInput(
             f"Your message has {len(files)} attachments; the limit is {limits.images} images per message.",
             hint="Send the others in a next message.",
         )
+
+
+def new_images(files: Sequence[str], limits: Limits, roots: Sequence[Path] | None) -> list[Image]:
+    """The images of the message being sent, each checked; `BadInput` for the first that can't go."""
+    check_count(files, limits)
     images = []
     for path in files:
         if not inside(path, roots):
