@@ -12,7 +12,8 @@ and scenario it reports:
 
 Run: `python bench/load.py` (all scenarios; our app, the lessons' app and the raw relay of
 `bench/raw_relay.py`, the physical limit; about 7 minutes on 2 cores), or
-`python bench/load.py --quick`. Results are printed as a table with ratios: baseline ÷ ours, ours ÷ raw relay.
+`python bench/load.py --quick`. With `--profile DIR` the app is recorded with py-spy and
+`bench/breakdown.py` prints where its CPU went, per update and per token. Results are printed as a table with ratios: baseline ÷ ours, ours ÷ raw relay.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from breakdown import table as breakdown_table  # noqa: E402
 from gradio_queue import ChatRun, GradioQueue, reply_text  # noqa: E402
 
 
@@ -104,6 +107,7 @@ class Result:
     errors: int = 0
     missing_first: int = 0
     tokens: int = 0
+    updates: int = 0  # updates the clients received (Gradio messages, or the relay's events)
     cpu: float = 0.0
     segment_latency: tuple[float, float] | None = None
     segment_cpu: tuple[float, float] | None = None
@@ -176,6 +180,7 @@ async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Sc
         starts: dict[str, float] = {}
         samples: list[tuple[float, float]] = []
         sampling = True
+        updates = 0
 
         def sample() -> None:
             while sampling:
@@ -194,6 +199,8 @@ async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Sc
                 starts[key] = time.time()
 
             def on_update(now: float, output) -> None:
+                nonlocal updates
+                updates += 1
                 columns = [reply_text(c["messages"]) for c in output] if models else [output]
                 for key, column in zip(keys, columns, strict=False):
                     n, seen = count_tokens(column), arrivals[key]
@@ -225,7 +232,7 @@ async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Sc
         cpu = cpu_seconds(pid) - cpu_before
         sent = (await client.get(f"{server_url}/_scripted/sent")).json()
 
-    result = Result(errors=ok.count(False), cpu=cpu)
+    result = Result(errors=ok.count(False), cpu=cpu, updates=updates)
     for uid, seen in arrivals.items():
         times = sent.get(uid, [])
         if not seen:
@@ -285,6 +292,7 @@ def row(name: str, r: Result) -> dict[str, float]:
         "ttft_p99_ms": 1000 * pct(r.first_tokens, 0.99) if r.first_tokens else float("inf"),
         "errors": r.errors,
         "cpu_per_1k": r.cpu / max(1, r.tokens) * 1000,
+        "updates_per_1k": r.updates / max(1, r.tokens) * 1000,
     }
 
 
@@ -379,6 +387,8 @@ def main() -> None:
                     stats["first_1k_cpu_per_s"], stats["last_1k_cpu_per_s"] = r.segment_cpu
                 results.setdefault(sc.name, {})[name] = stats
                 print(f"{sc.name:<40} {name:<9} " + "  ".join(f"{k}={fmt(v)}" for k, v in stats.items()), flush=True)
+                if spy is not None:
+                    print(f"\nWhere {name}'s CPU went ({out}):\n{breakdown_table(out, r.cpu, r.updates, r.tokens)}\n")
     finally:
         print(
             f"scripted server CPU: {cpu_seconds(server.pid):.1f} s; driver CPU: {time.process_time():.1f} s", flush=True

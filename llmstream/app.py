@@ -50,7 +50,7 @@ def create(settings: Settings) -> tuple[gr.Blocks, Chat]:
     """Decide the backends and build the page: everything `launch` needs."""
     redact = settings.redactor()
     install_log_redaction(redact)
-    gradio_tuning.apply()
+    gradio_tuning.apply(settings.gradio_patches)
     found = asyncio.run(plan(settings))
     catalog = Catalog.from_plan(settings, found)
     log.info("%s Models: %s", found.status, ", ".join(catalog.models) or "none")

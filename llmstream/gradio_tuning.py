@@ -14,6 +14,15 @@ save the page later: 3.4 ms per session for our page, paid by every person who a
 mostly while a crowd arrives at once. We build each block's config when first needed
 instead; a deep link still gets all of them.
 
+Two more costs are paid on every streamed update of `/chat`, whose outputs include
+ChatInterface's history `State`: setting a `State` rebuilds that block's config
+(`SessionState.__setitem__`, `inspect.signature` and all) although a State's config
+never holds its value; and `Blocks.get_state_ids_to_track` scans every event of the page
+for a `change` listener on each stateful output. We skip the first and remember the
+second per event table. Each patch first checks that what it replaces exists as
+expected in the installed Gradio; otherwise it changes nothing and logs why. Setting
+`GRADIO_PATCHES=off` leaves Gradio's internals alone (the public options still apply).
+
 Gradio also rebuilds a pandas DataFrame of up to 10,000 past events after every event
 (`compute_analytics_summary`, `GRADIO_ANALYTICS_CACHE_FREQUENCY=1`), in a thread that
 holds the GIL while the event loop waits. Every 100 events is plenty for the API page's
@@ -22,8 +31,11 @@ timing figures; a value set in the environment still wins.
 
 from __future__ import annotations
 
+import datetime
 import gc
 import importlib.util
+import inspect
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any, cast
@@ -33,7 +45,24 @@ if TYPE_CHECKING:
 
     from gradio.blocks import Blocks
 
+log = logging.getLogger(__name__)
+
 ANALYTICS_EVERY = "100"
+
+
+def _expected(owner: Any, name: str, params: list[str], *needles: str) -> Any:
+    """`owner.name` if it is a function with these parameters whose source holds each
+    needle (what the patch relies on); otherwise None, and the reason is logged."""
+    original: Any = getattr(owner, name, None)
+    try:
+        found = list(inspect.signature(original).parameters) if callable(original) else None
+        source = inspect.getsource(original) if found == params else ""
+    except (TypeError, ValueError, OSError):
+        found, source = None, ""
+    if found != params or not all(n in source for n in needles):
+        log.warning("Gradio's %s.%s is not what llmstream expects; left unpatched", owner.__name__, name)
+        return None
+    return original
 
 
 def skip_missing_matplotlib() -> bool:
@@ -98,6 +127,69 @@ def lazy_session_configs() -> bool:
     return True
 
 
+def quick_state_updates() -> bool:
+    """Setting a `State` stores its value without rebuilding its config; True if applied."""
+    from gradio.components import State
+    from gradio.state_holder import SessionState
+
+    if getattr(SessionState.__setitem__, "_quick", False):
+        return False
+    needles = ("config_for_block", "self._state_ttl[key] = (", "block.time_to_live,", "self.state_data[key] = value")
+    original = _expected(SessionState, "__setitem__", ["self", "key", "value"], *needles)
+    if original is None or "value" in State(value=1).get_config():  # type: ignore[no-untyped-call]
+        return False
+
+    def __setitem__(self: Any, key: int, value: Any) -> None:
+        block = self.blocks_config.blocks.get(key)
+        if isinstance(block, State) and key in self.config_values:
+            # What Gradio's own method does for a State, less rebuilding a config that
+            # does not hold the value.
+            self._state_ttl[key] = (block.time_to_live, datetime.datetime.now())
+            self.state_data[key] = value
+        else:
+            original(self, key, value)
+
+    __setitem__._quick = True  # type: ignore[attr-defined]
+    __setitem__._original = original  # type: ignore[attr-defined]
+    SessionState.__setitem__ = __setitem__  # type: ignore[method-assign]
+    return True
+
+
+def remembered_state_listeners() -> bool:
+    """Find the States with `change` listeners once per event table; True if applied."""
+    from gradio.blocks import Blocks
+
+    if getattr(Blocks.get_state_ids_to_track, "_remembered", False):
+        return False
+    original = _expected(
+        Blocks, "get_state_ids_to_track", ["self", "block_fn", "state"], '"change") in fn.targets', "deep_hash"
+    )
+    if original is None:
+        return False
+    from gradio import utils
+
+    watched: dict[tuple[int, int, int], frozenset[int]] = {}
+
+    def get_state_ids_to_track(self: Any, block_fn: Any, state: Any) -> tuple[list[int], list[Any]]:
+        if state is None:
+            return [], []
+        fns = state.blocks_config.fns
+        key = (id(fns), len(fns), max(fns, default=-1))  # a re-render adds events under new ids
+        ids = watched.get(key)
+        if ids is None:
+            ids = frozenset(target for fn in fns.values() for target, event in fn.targets if event == "change")
+            if len(watched) > 64:  # sessions that re-render get tables of their own
+                watched.clear()
+            watched[key] = ids
+        tracked = [block._id for block in block_fn.outputs if block.stateful and block._id in ids]
+        return tracked, [utils.deep_hash(state[i]) for i in tracked]  # type: ignore[no-untyped-call]
+
+    get_state_ids_to_track._remembered = True  # type: ignore[attr-defined]
+    get_state_ids_to_track._original = original  # type: ignore[attr-defined]
+    Blocks.get_state_ids_to_track = get_state_ids_to_track  # type: ignore[method-assign]
+    return True
+
+
 def freeze_startup_objects() -> None:
     """Exempt everything built at start-up from the cyclic garbage collector.
 
@@ -110,7 +202,13 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def apply() -> None:
-    skip_missing_matplotlib()
+def apply(patches: bool = True) -> None:
+    """The public settings always; the patches of Gradio's internals unless `patches` is False."""
     fewer_analytics_summaries()
+    if not patches:
+        log.info("GRADIO_PATCHES=off: Gradio's internals left as they are")
+        return
+    skip_missing_matplotlib()
     lazy_session_configs()
+    quick_state_updates()
+    remembered_state_listeners()

@@ -249,6 +249,7 @@ class Settings:
     read_timeout: float = 300.0
     concurrency_limit: int = 100
     update_interval: float = 0.025
+    gradio_patches: bool = True
     session_capacity: int = 2000
     app_auth: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     share: bool = False
@@ -290,6 +291,7 @@ class Settings:
             read_timeout=_number(source, "READ_TIMEOUT", 300.0, float, 0.1),
             concurrency_limit=int(_number(source, "CONCURRENCY_LIMIT", 100, int, 1)),
             update_interval=_number(source, "UPDATE_INTERVAL", 0.025, float, 0),
+            gradio_patches=(source.get("GRADIO_PATCHES") or "on").strip().lower() not in ("0", "false", "no", "off"),
             session_capacity=int(_number(source, "SESSION_CAPACITY", 2000, int, 1)),
             app_auth=tuple(parse_pairs(source.get("APP_AUTH") or "")),
             share=parse_bool(source.get("GRADIO_SHARE")),

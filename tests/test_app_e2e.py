@@ -253,3 +253,20 @@ def test_login_in_front_of_the_app(start_app, ollama):
         app.client(auth=("bob", "wrong"))
     assert httpx.post(f"{app.url}/gradio_api/queue/join", json={}).status_code in (401, 403)
     assert "letmein-42" not in app.output()
+
+
+@pytest.mark.parametrize("patches", ["on", "off"])
+def test_the_same_answers_with_and_without_the_gradio_patches(start_app, ollama, patches):
+    """`GRADIO_PATCHES=off` leaves Gradio's internals alone: a two-turn chat (the history
+    lives in ChatInterface's State, which one of the patches touches) reads the same."""
+    app = start_app({"OLLAMA_HOST": ollama.url, "GRADIO_PATCHES": patches})
+    client = app.client()
+    ollama.reset()
+    first = stream(client, "Describe a rabbit in 3 words", "llama3.1:8b")[1]
+    second = stream(client, "Why is the sky blue?", "deepseek-r1:8b")[1]
+    assert plain(first)[0]["content"].startswith("A rabbit is a small mammal")
+    assert [m["metadata"]["title"] for m in second if m.get("metadata")][0] == "Thinking"
+    assert [m["role"] for m in ollama.chats()[1]["messages"]] == ["user", "assistant", "user"]
+    log = app.output()
+    assert "left unpatched" not in log
+    assert ("GRADIO_PATCHES=off" in log) == (patches == "off")

@@ -25,3 +25,61 @@ def test_a_sessions_block_configs_are_built_when_needed_and_all_of_them_when_lis
     by_id = lambda state: sorted(state.components, key=lambda c: c["id"])  # noqa: E731
     assert by_id(lazy) == by_id(eager)  # a deep link sees the same page
     assert next(c for c in by_id(lazy) if c["id"] == box._id)["props"]["value"] == "changed"
+
+
+def _session(demo: gr.Blocks) -> SessionState:
+    state = SessionState.__new__(SessionState)
+    SessionState.__init__._original(state, demo)  # Gradio's own, every config built
+    return state
+
+
+def test_setting_a_state_stores_the_value_and_keeps_the_config_gradio_would_build():
+    assert gradio_tuning.quick_state_updates() in (True, False)
+    quick = SessionState.__setitem__
+    assert quick._quick and not gradio_tuning.quick_state_updates()  # applied once
+    with gr.Blocks() as demo:
+        history = gr.State([], time_to_live=60)
+        box = gr.Textbox("hello")
+    patched, gradio = _session(demo), _session(demo)
+    for value in ([{"role": "user", "content": "hi"}], [{"role": "user", "content": "hi again"}]):
+        quick(patched, history._id, value)
+        quick._original(gradio, history._id, value)
+    for state in (patched, gradio):
+        assert state[history._id] == [{"role": "user", "content": "hi again"}]
+        assert state._state_ttl[history._id][0] == 60
+    assert patched.config_values == gradio.config_values
+    replacement = gr.Textbox("other", render=False)
+    quick(patched, box._id, replacement)  # anything but a State: Gradio's own method
+    assert patched.blocks_config.blocks[box._id] is replacement
+
+
+def test_states_with_change_listeners_are_found_as_gradio_finds_them():
+    gradio_tuning.remembered_state_listeners()
+    remembered = gr.Blocks.get_state_ids_to_track
+    assert remembered._remembered and not gradio_tuning.remembered_state_listeners()
+    with gr.Blocks() as demo:
+        watched, quiet = gr.State(0), gr.State(0)
+        box = gr.Textbox()
+        watched.change(lambda x: x, watched, box)
+        box.submit(lambda x: (1, 2), box, [watched, quiet])
+    block_fn = demo.fns[1]
+    state = _session(demo)
+    state[watched._id] = {"n": 1}
+    assert remembered(demo, block_fn, state) == remembered._original(demo, block_fn, state)
+    assert remembered(demo, block_fn, state)[0] == [watched._id]
+    assert remembered(demo, block_fn, None) == ([], [])
+    with demo:  # an event added later (as a re-render does) is seen
+        quiet.change(lambda x: x, quiet, box)
+    state = _session(demo)
+    assert remembered(demo, block_fn, state)[0] == [watched._id, quiet._id]
+
+
+def test_a_patch_whose_target_changed_does_nothing_and_says_so(caplog):
+    class Elsewhere:
+        def __setitem__(self, key, value):  # same signature, different body
+            pass
+
+    assert gradio_tuning._expected(Elsewhere, "__setitem__", ["self", "key", "value"], "_state_ttl") is None
+    assert gradio_tuning._expected(Elsewhere, "missing", ["self"]) is None
+    assert "Elsewhere.__setitem__ is not what llmstream expects" in caplog.text
+    assert gradio_tuning._expected(Elsewhere, "__setitem__", ["self", "key", "value"], "pass") is not None
