@@ -22,7 +22,7 @@ from .backends import Catalog, plan
 from .chat import Chat
 from .secrets import install_log_redaction
 from .settings import Settings
-from .ui import build
+from .ui import CSS, build
 
 log = logging.getLogger("llmstream.app")
 
@@ -85,6 +85,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any) -> None:
         state_session_capacity=settings.session_capacity,
         # Gradio refuses far larger uploads before they reach the disk; the chat explains the limit itself.
         max_file_size=int(2 * settings.max_image_mb * 2**20),
+        css=CSS,
         **kwargs,
     )
 

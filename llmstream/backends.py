@@ -207,6 +207,18 @@ class Catalog:
                 listed[kind] = [r.model for r in self.routes.values() if r.backend is backend]
         self._route(listed)
 
+    def where(self, choice: str) -> str:
+        """Where a choice runs, to complete "It ...": the welcome of an empty chat."""
+        route = self.routes.get(choice)
+        if route is None:
+            return ""
+        if isinstance(route.backend, EmbeddedBackend):
+            return "runs on this machine's CPU, in the app itself: no server needed"
+        kind = next((k for k, b in self.backends.items() if b is route.backend), "")
+        if kind == "ollama":
+            return f"streams from the Ollama server at {self.settings.ollama.url}"
+        return f"streams from the OpenAI-compatible server at {self.settings.openai_url}"
+
     def notes(self) -> list[str]:
         """What the page should add to its status line now: a model being fetched or loaded, or why it can't be."""
         return [note for b in self.backends.values() if isinstance(b, EmbeddedBackend) and (note := b.status())]

@@ -124,8 +124,15 @@ class Reply:
         if self.error:
             out.append({"role": "assistant", "content": WARNING + self.error})
         elif self.done and self.meter.ended is not None:
-            out.append({"role": "assistant", "content": "", "metadata": {"title": self.meter.line(), "status": "done"}})
+            out.append(figures(self.meter.line()))
         return out
+
+
+def figures(line: str) -> dict[str, Any]:
+    """The figures under a finished answer: a quiet caption on the page (`content`), the
+    plain line for API clients (`metadata.log`); a message with metadata is never sent back
+    to the model. Without a `title`, Gradio shows it as text, not as a collapsible section."""
+    return {"role": "assistant", "content": f'<small class="figures">{line}</small>', "metadata": {"log": line}}
 
 
 class _Flow:

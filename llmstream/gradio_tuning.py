@@ -65,6 +65,15 @@ def _expected(owner: Any, name: str, params: list[str], *needles: str) -> Any:
     return original
 
 
+def _install(owner: type, name: str, replacement: Any, original: Any, mark: str) -> bool:
+    """Put `replacement` in place of `owner.name`, marked (so it is applied once) and
+    keeping the original (for the tests that compare the two)."""
+    setattr(replacement, mark, True)
+    replacement._original = original
+    setattr(owner, name, replacement)
+    return True
+
+
 def skip_missing_matplotlib() -> bool:
     """Make `import matplotlib` fail at once when it is not installed; True if applied."""
     if "matplotlib" in sys.modules or importlib.util.find_spec("matplotlib") is not None:
@@ -121,10 +130,7 @@ def lazy_session_configs() -> bool:
         original(self, cast("Blocks", _NoBlocks(blocks)))  # all that __init__ reads of a Blocks
         self.config_values = _SessionConfigs(self, blocks.blocks)
 
-    __init__._lazy = True  # type: ignore[attr-defined]
-    __init__._original = original  # type: ignore[attr-defined]
-    SessionState.__init__ = __init__  # type: ignore[method-assign]
-    return True
+    return _install(SessionState, "__init__", __init__, original, "_lazy")
 
 
 def quick_state_updates() -> bool:
@@ -149,10 +155,7 @@ def quick_state_updates() -> bool:
         else:
             original(self, key, value)
 
-    __setitem__._quick = True  # type: ignore[attr-defined]
-    __setitem__._original = original  # type: ignore[attr-defined]
-    SessionState.__setitem__ = __setitem__  # type: ignore[method-assign]
-    return True
+    return _install(SessionState, "__setitem__", __setitem__, original, "_quick")
 
 
 def remembered_state_listeners() -> bool:
@@ -184,10 +187,7 @@ def remembered_state_listeners() -> bool:
         tracked = [block._id for block in block_fn.outputs if block.stateful and block._id in ids]
         return tracked, [utils.deep_hash(state[i]) for i in tracked]  # type: ignore[no-untyped-call]
 
-    get_state_ids_to_track._remembered = True  # type: ignore[attr-defined]
-    get_state_ids_to_track._original = original  # type: ignore[attr-defined]
-    Blocks.get_state_ids_to_track = get_state_ids_to_track  # type: ignore[method-assign]
-    return True
+    return _install(Blocks, "get_state_ids_to_track", get_state_ids_to_track, original, "_remembered")
 
 
 def freeze_startup_objects() -> None:

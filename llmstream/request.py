@@ -96,8 +96,9 @@ def turns(history: Sequence[dict[str, Any]]) -> list[Turn]:
     out: list[Turn] = []
     for item in history:
         role = item.get("role") if isinstance(item, dict) else None
-        if role not in ("user", "assistant") or (item.get("metadata") or {}).get("title"):
-            continue
+        meta = item.get("metadata") or {}
+        if role not in ("user", "assistant") or meta.get("title") or meta.get("log"):
+            continue  # Thinking, a waiting note, the figures: for people, not the model
         text, files = parts(item.get("content"))
         if role == "assistant":
             files = []  # a model's own images are not sent back

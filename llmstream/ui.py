@@ -23,6 +23,14 @@ from .compare import MIN_MODELS
 from .options import MAX_TOKENS_LIMIT, TEMPERATURE_RANGE, TOP_P_RANGE
 from .settings import Settings
 from .ui_compare import build_compare
+from .welcome import examples, welcome
+
+# The figures under an answer read as a caption; the Compare tab's columns share it.
+CSS = """
+.figures { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+#conversation .placeholder { padding: var(--size-6) var(--size-4) 0; }
+.compare-column .placeholder { padding: 0 var(--size-4); color: var(--body-text-color-subdued); }
+"""
 
 # Where the sliders rest until moved: Ollama's documented defaults, a typical answer length.
 SLIDER_START = {"temperature": 0.8, "top_p": 0.9, "max_tokens": 1024}
@@ -84,6 +92,14 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
     def tick() -> tuple[str, gr.Timer]:
         return header(), gr.Timer(active=chat.catalog.preparing)
 
+    def greeting(model: str | None) -> dict[str, Any]:
+        """The empty chat's welcome and example prompts, for the picked model."""
+        cards = [{"text": e.text} for e in examples(model)]
+        return {"placeholder": welcome(model, chat.catalog.where(model or ""), chat.models), "examples": cards}
+
+    def greet(model: str | None) -> gr.Chatbot:
+        return gr.Chatbot(**greeting(model))
+
     demo = gr.Blocks(title="llmstream", fill_height=True)
     with demo:
         title = gr.Markdown(header())
@@ -124,6 +140,14 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
                 queue=False,
             )
             with chat_area:
+                first = greeting(model.value)
+                conversation = gr.Chatbot(
+                    label="Conversation",
+                    placeholder=first["placeholder"],
+                    scale=1,
+                    min_height=460,  # on a phone too, the welcome and its examples fit
+                    elem_id="conversation",
+                )
                 gr.ChatInterface(
                     chat.respond,
                     multimodal=True,
@@ -136,6 +160,8 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
                         submit_btn=True,
                         stop_btn=True,  # Stop closes the stream to the model (ChatInterface wires it)
                     ),
+                    chatbot=conversation,
+                    examples=[[card["text"]] + [None] * 5 for card in first["examples"]],
                     additional_inputs=[model, system_prompt, *values.values()],
                     api_name="chat",
                     concurrency_limit=settings.concurrency_limit,
@@ -146,6 +172,7 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
             picks = build_compare(chat, [system_prompt, *values.values()])
         demo.load(refresh, inputs=[model, picks], outputs=[model, picks], api_visibility="private", queue=False)
         demo.load(tick, outputs=[title, timer], api_visibility="private", queue=False)
+        model.change(greet, model, conversation, api_visibility="private", queue=False)
     return demo
 
 

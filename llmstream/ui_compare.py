@@ -29,6 +29,7 @@ def build_compare(chat: Chat, settings_inputs: list[gr.components.Component]) ->
         columns = [
             gr.Chatbot(
                 label=offered[i] if i < len(offered) else "",
+                placeholder=_waiting(offered[i] if i < len(offered) else ""),
                 visible=i < MIN_MODELS and i < len(offered),
                 height=480,
                 elem_classes="compare-column",
@@ -36,7 +37,9 @@ def build_compare(chat: Chat, settings_inputs: list[gr.components.Component]) ->
             for i in range(MAX_MODELS)
         ]
     with gr.Row():
-        prompt = gr.Textbox(placeholder="One prompt for every model…", show_label=False, scale=6, lines=1)
+        prompt = gr.Textbox(
+            placeholder="One prompt for every model…", show_label=False, scale=6, lines=1, min_width=300
+        )
         send = gr.Button("Send", variant="primary", scale=1, min_width=80)
         stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, visible=False)
         clear = gr.Button("Clear", scale=1, min_width=80, elem_id="compare-clear")
@@ -45,7 +48,14 @@ def build_compare(chat: Chat, settings_inputs: list[gr.components.Component]) ->
 
     def relabel(models: list[str]) -> list[Any]:
         shown = list(models or [])[:MAX_MODELS]
-        return [gr.Chatbot(label=shown[i] if i < len(shown) else "", visible=i < len(shown)) for i in range(MAX_MODELS)]
+        return [
+            gr.Chatbot(
+                label=shown[i] if i < len(shown) else "",
+                placeholder=_waiting(shown[i] if i < len(shown) else ""),
+                visible=i < len(shown),
+            )
+            for i in range(MAX_MODELS)
+        ]
 
     async def run(
         message: str, models: list[str], past: dict[str, Messages], *settings: Any
@@ -100,6 +110,11 @@ def build_compare(chat: Chat, settings_inputs: list[gr.components.Component]) ->
 
     gradio_api(compare_api, api_name="compare")
     return picks
+
+
+def _waiting(model: str) -> str:
+    """An empty column's placeholder: whose answer will appear there."""
+    return f"{model}'s answer appears here." if model else ""
 
 
 def _values(

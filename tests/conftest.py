@@ -122,10 +122,16 @@ STATS_LINE = r"^\d+ tokens? · [\d.]+ tok/s · first token [\d.]+ s$"
 
 
 def figures(messages) -> list[str]:
-    """The titles of metadata messages other than Thinking: the stats line, a waiting note."""
-    return [
-        m["metadata"]["title"] for m in messages or [] if m.get("metadata") and m["metadata"].get("title") != "Thinking"
-    ]
+    """What is shown but not said: a waiting note (its title), the figures line (`metadata.log`
+    of a message without a title, shown as a caption)."""
+    out = []
+    for m in messages or []:
+        meta = m.get("metadata") or {}
+        if meta.get("title") and meta["title"] != "Thinking":
+            out.append(meta["title"])
+        elif meta.get("log") and not meta.get("title"):
+            out.append(meta["log"])
+    return out
 
 
 def split_at(data, cuts: list[int]) -> list:

@@ -265,7 +265,7 @@ def test_the_same_answers_with_and_without_the_gradio_patches(start_app, ollama,
     first = stream(client, "Describe a rabbit in 3 words", "llama3.1:8b")[1]
     second = stream(client, "Why is the sky blue?", "deepseek-r1:8b")[1]
     assert plain(first)[0]["content"].startswith("A rabbit is a small mammal")
-    assert [m["metadata"]["title"] for m in second if m.get("metadata")][0] == "Thinking"
+    assert second[0]["metadata"]["title"] == "Thinking" and figures(second)
     assert [m["role"] for m in ollama.chats()[1]["messages"]] == ["user", "assistant", "user"]
     log = app.output()
     assert "left unpatched" not in log

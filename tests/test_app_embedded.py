@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -27,8 +28,16 @@ def client(app):
 def test_the_radio_offers_the_embedded_model_and_the_page_says_so(app, client):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/chat"]
     assert api["parameters"][1]["type"]["enum"] == [EMBEDDED]
-    page = httpx.get(f"{app.url}/config").text
+    config = httpx.get(f"{app.url}/config").json()
+    page = json.dumps(config)
     assert "in-process on this machine" in page and "did not answer at start-up" in page
+    # The empty chat welcomes a newcomer with what answers and where.
+    (chat,) = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "conversation"]
+    assert chat["label"] == "Conversation"
+    assert chat["placeholder"].startswith(
+        f"### Chat with {EMBEDDED}\n\nIt runs on this machine's CPU, in the app itself: no server needed."
+    )
+    assert [e["text"] for e in chat["examples"]][0].startswith("What is the capital of Australia")
 
 
 def test_a_streamed_english_answer(client):

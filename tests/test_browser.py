@@ -2,7 +2,8 @@
 
 The page is opened as a person would: pick a model, type, press Enter, watch the answer
 grow, open the Thinking section of a reasoning model, press Stop on a long answer. A
-screenshot is saved to `artifacts/browser.png`.
+screenshot is saved to `artifacts/browser.png`; the README's pictures of the app are
+made here too (`artifacts/readme-*.png`; `UPDATE_DOCS=1` copies them into `docs/`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
 from itertools import pairwise
 from pathlib import Path
@@ -23,6 +25,7 @@ from scripted_ollama import ScriptedOllama
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts"
+DOCS = ROOT / "docs"
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -99,11 +102,88 @@ def watch(page, until, timeout: float = 15.0) -> list[str]:
     return snapshots
 
 
+STATS = re.compile(r"\d+ tokens · [\d.]+ tok/s · first token [\d.]+ s")
+
+
+def picture(page, name: str, width: int, height: int) -> None:
+    """A screenshot for the README, at the width given; into `docs/` too with UPDATE_DOCS=1."""
+    page.set_viewport_size({"width": width, "height": height})
+    time.sleep(0.5)  # let the layout settle at the new width
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"readme-{name}.png"
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
+    if os.environ.get("UPDATE_DOCS"):
+        DOCS.mkdir(exist_ok=True)
+        shutil.copy(path, DOCS / f"{name}.png")
+
+
+@pytest.fixture
+def showcase():
+    """The app as the README shows it: the usual models, on Ollama's usual port when it is free."""
+    with socket.socket() as probe:
+        free = probe.connect_ex(("127.0.0.1", 11434)) != 0  # nothing listens there
+    server = ScriptedOllama(port=11434 if free else 0, token_delay=0.03).start()
+    app = AppProcess(
+        {"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "llama3.1:8b,gpt-oss:20b,deepseek-r1:8b,llava:7b"}
+    )
+    yield app, server
+    app.stop()
+    server.stop()
+
+
+def test_a_newcomer_is_welcomed_and_an_example_sends_itself(showcase, browser):
+    """Before the first message the chat says who answers and offers prompts; clicking one
+    sends it; the figures under the answer are a plain caption, not a collapsible section."""
+    app, server = showcase
+    fresh = browser.new_page(viewport={"width": 390, "height": 844})
+    fresh.goto(app.url)
+    conversation = fresh.locator("#conversation")
+    expect(conversation.get_by_text("Chat with llama3.1:8b")).to_be_visible(timeout=15000)
+    expect(conversation.get_by_text("It streams from the Ollama server at")).to_be_visible()
+    expect(conversation.get_by_text("Pick gpt-oss:20b above to watch a model think")).to_be_visible()
+    expect(fresh.get_by_text("Conversation", exact=True)).to_be_visible()  # the chat's label, not "Chatbot"
+    expect(fresh.get_by_text("Chatbot", exact=True)).to_have_count(0)
+    expect(conversation.get_by_role("button", name=re.compile("capital of Australia"))).to_be_visible()
+    expect(conversation.get_by_role("button", name=re.compile("lighthouse keeper"))).to_be_visible()
+    expect(conversation.get_by_role("button", name=re.compile("A bat and a ball"))).to_have_count(0)
+    picture(fresh, "phone", 390, 844)
+    fresh.set_viewport_size({"width": 1280, "height": 860})
+    fresh.get_by_label("gpt-oss:20b").check()  # a reasoning model: the welcome and examples follow
+    expect(conversation.get_by_text("Chat with gpt-oss:20b")).to_be_visible()
+    expect(conversation.get_by_text("This model thinks before it answers")).to_be_visible()
+    puzzle = conversation.get_by_role("button", name=re.compile("A bat and a ball"))
+    server.reset()
+    puzzle.click()
+    fresh.get_by_text(STATS).wait_for(timeout=20000)
+    (sent,) = server.chats()
+    assert sent["model"] == "gpt-oss:20b" and sent["messages"][-1]["content"].startswith("A bat and a ball cost $1.10")
+    caption = fresh.locator(".figures").last
+    assert STATS.fullmatch(caption.inner_text())
+    # Plain text under the answer: no control to expand, unlike the Thinking section.
+    bot = fresh.locator('[data-testid="bot"]')
+    expect(bot.filter(has_text=STATS).get_by_role("button")).to_have_count(0)
+    expect(bot.filter(has_text="Thinking").get_by_role("button", name="Thinking")).to_have_count(1)
+    answer = fresh.locator(".message-row.bot-row").last.get_by_text("soft, swift, fluffy")
+    size = lambda e: e.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")  # noqa: E731
+    assert size(caption) < size(answer)  # a caption: smaller than the answer
+    fresh.get_by_role("button", name="New chat").click()
+    message = fresh.locator("textarea").first
+    message.fill("Describe a rabbit in 3 words")
+    message.press("Enter")
+    fresh.get_by_text(STATS).wait_for(timeout=20000)
+    fresh.get_by_role("button", name="Thinking").last.click()  # open the reasoning for the picture
+    fresh.get_by_text("We need to respond").wait_for()
+    picture(fresh, "desktop", 1280, 860)
+    fresh.close()
+
+
 def test_the_answer_grows_as_it_streams(page):
     send(page, "llama3.1:8b", "Describe a rabbit in 3 words")
     final = "A rabbit is a small mammal known for its long ears and fluffy fur."
     snapshots = watch(page, lambda text: "dig underground burrows." in text)
-    growing = [s for s in snapshots if s != "Loading content"]  # Gradio's placeholder before the first token
+    # Before the first token: Gradio's placeholder, then (on a busy machine) our waiting note.
+    growing = [s for s in snapshots if s != "Loading content" and not s.startswith("Loading the model")]
     assert len(growing) >= 3, snapshots
     assert growing[-1].startswith(final)
     assert all(b.startswith(a.rstrip()) for a, b in pairwise(growing)), growing
@@ -127,9 +207,6 @@ def test_stop_stops_a_long_answer(page, server):
     before = last_answer(page)
     time.sleep(1.0)
     assert last_answer(page) == before
-
-
-STATS = re.compile(r"\d+ tokens · [\d.]+ tok/s · first token [\d.]+ s")
 
 
 def test_waiting_note_then_figures(page):

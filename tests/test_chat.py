@@ -122,7 +122,9 @@ def test_thinking_is_its_own_message_pending_then_done():
     final = snapshots[-1]
     assert final[0]["metadata"]["status"] == "done" and final[0]["metadata"]["duration"] >= 0
     assert final[1] == {"role": "assistant", "content": "Answer"}
-    assert final[2]["metadata"]["title"].startswith("3 tokens · ")
+    line = final[2]["metadata"]["log"]
+    assert line.startswith("3 tokens · ") and "title" not in final[2]["metadata"]  # a caption, not a section
+    assert final[2]["content"] == f'<small class="figures">{line}</small>'
 
 
 def test_errors_keep_the_partial_answer_and_never_show_a_secret(ollama):

@@ -59,6 +59,7 @@ def test_history_in_every_gradio_shape_becomes_turns():
             "content": [{"type": "file", "file": {"path": "/up/a.png"}}, {"type": "text", "text": "What is this?"}],
         },
         {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},
+        {"role": "assistant", "content": '<small class="figures">3 tokens</small>', "metadata": {"log": "3 tokens"}},
         # Gradio 5: the file as a message of its own, then the text
         {"role": "user", "content": {"path": "/up/b.png"}},
         {"role": "user", "content": "And this?"},
@@ -70,7 +71,7 @@ def test_history_in_every_gradio_shape_becomes_turns():
     assert turns(history) == [
         Turn("user", "What is this?", ["/up/a.png"]),
         Turn("assistant", "A cat."),
-        Turn("user", "And this?\n\nplain", ["/up/b.png"]),  # reasoning and the error note left out
+        Turn("user", "And this?\n\nplain", ["/up/b.png"]),  # figures, reasoning and the error note left out
     ]
 
 
