@@ -29,6 +29,7 @@ from .welcome import examples, welcome
 CSS = """
 .figures { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 #conversation .placeholder { padding: var(--size-6) var(--size-4) 0; }
+#conversation .example-icon { display: none; }
 .compare-column .placeholder { padding: 0 var(--size-4); color: var(--body-text-color-subdued); }
 """
 
@@ -145,7 +146,7 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
                     label="Conversation",
                     placeholder=first["placeholder"],
                     scale=1,
-                    min_height=460,  # on a phone too, the welcome and its examples fit
+                    min_height=520,  # on a phone too, the welcome and its examples fit
                     elem_id="conversation",
                 )
                 gr.ChatInterface(

@@ -3,7 +3,7 @@
 A newcomer opens the page to an empty chat. It should say which model answers and
 where it runs, and offer prompts that show what the app does: a plain question, a
 puzzle that makes a reasoning model think (when the picked model is one), and a long
-answer to watch stream. Pure text, so the page and the tests read the same.
+answer to watch stream, and a short explanation. Pure text, so the page and the tests read the same.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ PUZZLE = Example(
     "Watch it think",
     "A bat and a ball cost $1.10 together. The bat costs $1.00 more than the ball. How much does the ball cost?",
 )
+EXPLAIN = Example(
+    "Explain simply",
+    "Explain to a ten-year-old how a language model writes its answers, in three sentences.",
+)
 STORY = Example(
     "A long answer, to watch it stream",
     "Write a 400-word story about a lighthouse keeper who finds a message in a bottle.",
@@ -46,7 +50,7 @@ def thinks(model: str) -> bool:
 
 def examples(model: str | None) -> list[Example]:
     """The example prompts for the picked model: the puzzle only when it thinks."""
-    return [QUESTION, PUZZLE, STORY] if model and thinks(model) else [QUESTION, STORY]
+    return [QUESTION, PUZZLE, EXPLAIN, STORY] if model and thinks(model) else [QUESTION, EXPLAIN, STORY]
 
 
 def welcome(model: str | None, where: str = "", models: Sequence[str] = ()) -> str:

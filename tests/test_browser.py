@@ -146,6 +146,7 @@ def test_a_newcomer_is_welcomed_and_an_example_sends_itself(showcase, browser):
     expect(fresh.get_by_text("Chatbot", exact=True)).to_have_count(0)
     expect(conversation.get_by_role("button", name=re.compile("capital of Australia"))).to_be_visible()
     expect(conversation.get_by_role("button", name=re.compile("lighthouse keeper"))).to_be_visible()
+    expect(conversation.get_by_role("button", name=re.compile("ten-year-old"))).to_be_visible()
     expect(conversation.get_by_role("button", name=re.compile("A bat and a ball"))).to_have_count(0)
     picture(fresh, "phone", 390, 844)
     fresh.set_viewport_size({"width": 1280, "height": 860})

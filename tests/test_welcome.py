@@ -6,7 +6,7 @@ import pytest
 
 from llmstream.backends import Catalog, Plan
 from llmstream.settings import Settings
-from llmstream.welcome import PUZZLE, QUESTION, STORY, examples, thinks, welcome
+from llmstream.welcome import EXPLAIN, PUZZLE, QUESTION, STORY, examples, thinks, welcome
 
 
 @pytest.mark.parametrize(
@@ -27,9 +27,9 @@ def test_reasoning_families_are_recognised_by_name(model, expected):
 
 
 def test_the_puzzle_is_offered_only_to_a_model_that_thinks():
-    assert examples("deepseek-r1:8b") == [QUESTION, PUZZLE, STORY]
-    assert examples("llama3.1:8b") == [QUESTION, STORY]
-    assert examples(None) == [QUESTION, STORY]
+    assert examples("deepseek-r1:8b") == [QUESTION, PUZZLE, EXPLAIN, STORY]
+    assert examples("llama3.1:8b") == [QUESTION, EXPLAIN, STORY]
+    assert examples(None) == [QUESTION, EXPLAIN, STORY]
 
 
 def test_the_welcome_names_the_model_where_it_runs_and_who_thinks():
