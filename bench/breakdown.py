@@ -42,6 +42,11 @@ WAITING = ("EpollSelector.select", "Condition.wait", "Blocks.block_thread", "Eve
 
 
 def stage_of(frames: list[str]) -> str:
+    # On the event loop's thread, only the callback being run says what the work is for: the
+    # frames around it (uvicorn's `asyncio_run`, the loop itself) are the same for all work.
+    runs = [i for i, frame in enumerate(frames) if frame.startswith("Handle._run ")]
+    if runs:
+        frames = frames[runs[-1] + 1 :]
     for frame in reversed(frames):
         for stage, keys in STAGES:
             if any(key in frame for key in keys):

@@ -81,8 +81,8 @@ def rss_mb(pid: int) -> float:
 
 def figures_tokens(output) -> int:
     for message in output or []:
-        title = ((message or {}).get("metadata") or {}).get("title") or ""
-        if match := FIGURES.match(title):
+        line = ((message or {}).get("metadata") or {}).get("log") or ""  # the figures caption's text
+        if match := FIGURES.match(line):
             return int(match[1])
     return 0
 

@@ -19,7 +19,7 @@ ChatInterface's history `State`: setting a `State` rebuilds that block's config
 (`SessionState.__setitem__`, `inspect.signature` and all) although a State's config
 never holds its value; and `Blocks.get_state_ids_to_track` scans every event of the page
 for a `change` listener on each stateful output. We skip the first and remember the
-second per event table. Each patch first checks that what it replaces exists as
+second per session (a page with `gr.render` keeps Gradio's own scan). Each patch first checks that what it replaces exists as
 expected in the installed Gradio; otherwise it changes nothing and logs why. Setting
 `GRADIO_PATCHES=off` leaves Gradio's internals alone (the public options still apply).
 
@@ -159,7 +159,7 @@ def quick_state_updates() -> bool:
 
 
 def remembered_state_listeners() -> bool:
-    """Find the States with `change` listeners once per event table; True if applied."""
+    """Find the States with `change` listeners once per session; True if applied."""
     from gradio.blocks import Blocks
 
     if getattr(Blocks.get_state_ids_to_track, "_remembered", False):
@@ -171,19 +171,19 @@ def remembered_state_listeners() -> bool:
         return False
     from gradio import utils
 
-    watched: dict[tuple[int, int, int], frozenset[int]] = {}
-
     def get_state_ids_to_track(self: Any, block_fn: Any, state: Any) -> tuple[list[int], list[Any]]:
         if state is None:
             return [], []
-        fns = state.blocks_config.fns
-        key = (id(fns), len(fns), max(fns, default=-1))  # a re-render adds events under new ids
-        ids = watched.get(key)
-        if ids is None:
+        config = state.blocks_config
+        if config.renderables:  # gr.render may replace a keyed event in place: Gradio's own scan
+            return original(self, block_fn, state)  # type: ignore[no-any-return]
+        fns = config.fns  # each session's own table, the same for the session's life
+        shape = (len(fns), max(fns, default=-1))
+        remembered = state.__dict__.get("_llmstream_change_ids")
+        if remembered is None or remembered[0] != shape:
             ids = frozenset(target for fn in fns.values() for target, event in fn.targets if event == "change")
-            if len(watched) > 64:  # sessions that re-render get tables of their own
-                watched.clear()
-            watched[key] = ids
+            remembered = state._llmstream_change_ids = (shape, ids)
+        ids = remembered[1]
         tracked = [block._id for block in block_fn.outputs if block.stateful and block._id in ids]
         return tracked, [utils.deep_hash(state[i]) for i in tracked]  # type: ignore[no-untyped-call]
 

@@ -140,6 +140,7 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
                 api_visibility="private",
                 queue=False,
             )
+            extra_inputs: list[str | gr.components.Component] = [model, system_prompt, *values.values()]
             with chat_area:
                 first = greeting(model.value)
                 conversation = gr.Chatbot(
@@ -162,8 +163,10 @@ def build(settings: Settings, chat: Chat, status: str) -> gr.Blocks:
                         stop_btn=True,  # Stop closes the stream to the model (ChatInterface wires it)
                     ),
                     chatbot=conversation,
-                    examples=[[card["text"]] + [None] * 5 for card in first["examples"]],
-                    additional_inputs=[model, system_prompt, *values.values()],
+                    # Messages only: a click sends one with the page's current model and settings.
+                    examples=[[card["text"]] + [None] * len(extra_inputs) for card in first["examples"]],
+                    cache_examples=False,  # the cards change with the model; nothing to precompute
+                    additional_inputs=extra_inputs,
                     api_name="chat",
                     concurrency_limit=settings.concurrency_limit,
                     fill_height=True,

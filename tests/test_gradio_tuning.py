@@ -67,11 +67,33 @@ def test_states_with_change_listeners_are_found_as_gradio_finds_them():
     state[watched._id] = {"n": 1}
     assert remembered(demo, block_fn, state) == remembered._original(demo, block_fn, state)
     assert remembered(demo, block_fn, state)[0] == [watched._id]
+    assert state._llmstream_change_ids[1] == {watched._id}  # remembered by the session itself
     assert remembered(demo, block_fn, None) == ([], [])
-    with demo:  # an event added later (as a re-render does) is seen
+    with demo:  # an event added later (as a reload does) is seen by the sessions after it
         quiet.change(lambda x: x, quiet, box)
     state = _session(demo)
+    assert remembered(demo, block_fn, state) == remembered._original(demo, block_fn, state)
     assert remembered(demo, block_fn, state)[0] == [watched._id, quiet._id]
+
+
+def test_a_page_that_renders_keeps_gradios_own_scan():
+    gradio_tuning.remembered_state_listeners()
+    remembered = gr.Blocks.get_state_ids_to_track
+    with gr.Blocks() as demo:
+        count = gr.State(1)
+        box = gr.Textbox()
+
+        @gr.render(inputs=count)
+        def show(n):
+            gr.Markdown(str(n))
+
+        box.submit(lambda x: 2, box, count)
+    block_fn = next(fn for fn in demo.fns.values() if count in fn.outputs)
+    state = _session(demo)
+    assert state.blocks_config.renderables
+    assert remembered(demo, block_fn, state) == remembered._original(demo, block_fn, state)
+    assert remembered(demo, block_fn, state)[0] == [count._id]  # gr.render listens to its changes
+    assert not hasattr(state, "_llmstream_change_ids")  # Gradio's scan, every time
 
 
 def test_a_patch_whose_target_changed_does_nothing_and_says_so(caplog):
