@@ -122,8 +122,11 @@ def lazy_session_configs() -> bool:
     """Build a session's block configs when first needed; True if applied (once)."""
     from gradio.state_holder import SessionState
 
-    original = SessionState.__init__
-    if getattr(original, "_lazy", False):
+    if getattr(SessionState.__init__, "_lazy", False):
+        return False
+    # `_NoBlocks` stands in for the Blocks: only what Gradio's method reads of it.
+    original = _expected(SessionState, "__init__", ["self", "blocks"], "blocks.default_config", "self.config_values")
+    if original is None:
         return False
 
     def __init__(self: Any, blocks: Any) -> None:

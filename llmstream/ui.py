@@ -25,7 +25,8 @@ from .settings import Settings
 from .ui_compare import build_compare
 from .welcome import examples, welcome
 
-# The figures under an answer read as a caption; the Compare tab's columns share it.
+# The figures under an answer read as a caption (the Compare tab's columns share it); the
+# empty chat's welcome clears the chat's label, and its example cards skip Gradio's icon.
 CSS = """
 .figures { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 #conversation .placeholder { padding: var(--size-6) var(--size-4) 0; }

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, TypedDict
 
 import gradio as gr
 from gradio.events import api as gradio_api
@@ -28,8 +28,7 @@ def build_compare(chat: Chat, settings_inputs: list[gr.components.Component]) ->
     with gr.Row(equal_height=True):
         columns = [
             gr.Chatbot(
-                label=offered[i] if i < len(offered) else "",
-                placeholder=_waiting(offered[i] if i < len(offered) else ""),
+                **_heading(offered, i),
                 visible=i < MIN_MODELS and i < len(offered),
                 height=480,
                 elem_classes="compare-column",
@@ -48,14 +47,7 @@ def build_compare(chat: Chat, settings_inputs: list[gr.components.Component]) ->
 
     def relabel(models: list[str]) -> list[Any]:
         shown = list(models or [])[:MAX_MODELS]
-        return [
-            gr.Chatbot(
-                label=shown[i] if i < len(shown) else "",
-                placeholder=_waiting(shown[i] if i < len(shown) else ""),
-                visible=i < len(shown),
-            )
-            for i in range(MAX_MODELS)
-        ]
+        return [gr.Chatbot(**_heading(shown, i), visible=i < len(shown)) for i in range(MAX_MODELS)]
 
     async def run(
         message: str, models: list[str], past: dict[str, Messages], *settings: Any
@@ -112,9 +104,15 @@ def build_compare(chat: Chat, settings_inputs: list[gr.components.Component]) ->
     return picks
 
 
-def _waiting(model: str) -> str:
-    """An empty column's placeholder: whose answer will appear there."""
-    return f"{model}'s answer appears here." if model else ""
+class _Heading(TypedDict):
+    label: str
+    placeholder: str
+
+
+def _heading(models: Sequence[str], i: int) -> _Heading:
+    """Column `i`'s label and empty-state placeholder: the model it shows, if any."""
+    model = models[i] if i < len(models) else ""
+    return {"label": model, "placeholder": f"{model}'s answer appears here." if model else ""}
 
 
 def _values(

@@ -165,7 +165,7 @@ def test_a_newcomer_is_welcomed_and_an_example_sends_itself(showcase, browser):
     bot = fresh.locator('[data-testid="bot"]')
     expect(bot.filter(has_text=STATS).get_by_role("button")).to_have_count(0)
     expect(bot.filter(has_text="Thinking").get_by_role("button", name="Thinking")).to_have_count(1)
-    answer = fresh.locator(".message-row.bot-row").last.get_by_text("soft, swift, fluffy")
+    answer = fresh.locator(".message-row.bot-row").last.get_by_text("soft, swift, fluffy", exact=True)
     size = lambda e: e.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")  # noqa: E731
     assert size(caption) < size(answer)  # a caption: smaller than the answer
     fresh.get_by_role("button", name="New chat").click()
