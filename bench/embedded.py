@@ -13,6 +13,9 @@ Two references run in the same invocation:
 - llama.cpp's own `llama-batched-bench` (pass `--llama-tools DIR`, built by
   `../shared/tools/build-llama-tools.sh`): what batched decoding gives on this machine.
 
+Every model loads with the app's weight-repacking choice (`EMBEDDED_REPACK`, see
+`llmstream/repack.py`): llama-batched-bench gets `--no-repack` where the app repacks nothing.
+
 Run: `python bench/embedded.py [--llama-tools /tmp/llama-tools]` (about 4 minutes on 2 cores).
 """
 
@@ -37,6 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from gradio_queue import GradioQueue, reply_text  # noqa: E402
 
 from bench.load import free_port, pct, start, stop  # noqa: E402
+from llmstream import repack  # noqa: E402
 from llmstream.embedded import DEFAULT_PARALLEL, default_model_path  # noqa: E402
 
 MODEL = "smollm2:135m (embedded)"
@@ -152,6 +156,7 @@ def todays_engine(chats: int = 3) -> float:
     """Tokens/s of one chat on llama-cpp-python's high-level API, as the engine ran before batching."""
     from llama_cpp import Llama
 
+    repack.apply_to_llama_cpp_python(os.environ.get("EMBEDDED_REPACK", "auto"))  # as the app loads it
     llama = Llama(model_path=str(default_model_path()), n_ctx=4096, n_threads=os.cpu_count(), verbose=False)
     rates = []
     for i in range(chats + 1):
@@ -187,6 +192,7 @@ def batched_bench(tools: Path) -> dict[int, float]:
             ",".join(map(str, CROWDS)),
             "-t",
             str(os.cpu_count()),
+            *repack.tool_args(repack.choose(os.environ.get("EMBEDDED_REPACK", "auto"))),  # as the app loads it
         ],
         capture_output=True,
         text=True,

@@ -20,6 +20,7 @@ import gradio as gr
 from . import __version__, gradio_tuning
 from .backends import Catalog, plan
 from .chat import Chat
+from .crashes import report_native_crashes
 from .secrets import install_log_redaction
 from .settings import Settings
 from .ui import CSS, build
@@ -91,6 +92,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    report_native_crashes()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.load(parse_args(argv))

@@ -49,6 +49,7 @@ def make_embedded(settings: Settings) -> EmbeddedBackend:
         context_tokens=settings.embedded_context,
         max_tokens=settings.embedded_max_tokens,
         parallel=settings.embedded_parallel,
+        repack=settings.embedded_repack,
         hf_token=settings.hf_token,
     )
     backend.start()

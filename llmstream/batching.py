@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from llama_cpp.llama_types import ChatCompletionRequestMessage
 
+from . import cpu_backend
 from .backend import Message
 from .errors import BadInput, LLMStreamError, ServerError
 
@@ -163,13 +164,15 @@ def quiet_llama_cpp() -> None:
 class BatchEngine:
     """One loaded GGUF model serving `slots` chats at once from one decode loop."""
 
-    def __init__(self, path: Path, *, slots: int, context: int, threads: int) -> None:
+    def __init__(self, path: Path, *, slots: int, context: int, threads: int, repack: bool) -> None:
         import llama_cpp as lib
 
         quiet_llama_cpp()
         self.lib = lib
+        cpu_backend.ensure(lib)
         lib.llama_backend_init()
         mparams = lib.llama_model_default_params()
+        mparams.use_extra_bufts = repack  # off on AMX CPUs, where repacked weights can crash (repack.py)
         model = lib.llama_model_load_from_file(str(path).encode(), mparams)
         if not model:
             raise ServerError(f"The embedded engine could not load {path.name}: llama.cpp did not accept the file.")

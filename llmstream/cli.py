@@ -16,6 +16,7 @@ from typing import TextIO
 
 from . import __version__
 from .backends import Catalog, Route, plan
+from .crashes import report_native_crashes
 from .errors import BadInput, LLMStreamError, NoBackend
 from .options import Options
 from .request import conversation, new_images
@@ -109,6 +110,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    report_native_crashes()
     args = parse_args(argv)
     try:
         return asyncio.run(run(args, sys.stdout, sys.stderr))

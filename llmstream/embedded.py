@@ -33,6 +33,7 @@ from .backend import Delta, Message, Stats
 from .batching import BatchEngine, Finished, Job, Queued, Sampling
 from .errors import BadInput, LLMStreamError, NoBackend, ServerError
 from .options import Options
+from .repack import Choice, choose
 from .secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class EmbeddedBackend:
         max_tokens: int = 512,
         parallel: int = DEFAULT_PARALLEL,
         threads: int | None = None,
+        repack: str = "auto",
         hf_token: Secret | None = None,
     ) -> None:
         reason = unavailable_reason(model_path)
@@ -124,6 +126,8 @@ class EmbeddedBackend:
         self.context_tokens = context_tokens
         self.parallel = parallel
         self.threads = threads or max(1, os.cpu_count() or 1)
+        self.repack = repack  # EMBEDDED_REPACK, decided when the model loads (see repack.py)
+        self.repack_choice: Choice | None = None
         self.sampling = Sampling(max_tokens=max_tokens)
         self.hf_token = hf_token
         self.fetch = hub.Progress()
@@ -135,26 +139,39 @@ class EmbeddedBackend:
     def __repr__(self) -> str:
         return f"EmbeddedBackend({self.model_name!r})"
 
-    def start(self) -> None:
-        """Fetch (from the Hub) and load the model on a thread of its own, if not under way."""
+    def start(self) -> concurrent.futures.Future[BatchEngine]:
+        """Fetch (from the Hub) and load the model on a thread of its own, unless under way.
+
+        Returns that load, the one a chat waits on: however fast it fails, the chat gets its
+        own load's outcome (the loader clears `_ready` when it fails, so the next chat retries).
+        """
         with self._lock:
-            if self._ready is not None:
-                return
+            ready = self._ready
+            if ready is not None:
+                return ready
             self._ready = ready = concurrent.futures.Future[BatchEngine]()
             ready.set_running_or_notify_cancel()  # a chat that gives up waiting can't cancel the load for the others
+        self._launch(ready)
+        return ready
+
+    def _launch(self, ready: concurrent.futures.Future[BatchEngine]) -> None:
         threading.Thread(target=self._prepare, args=(ready,), name="llmstream-embedded-load", daemon=True).start()
 
     def _prepare(self, ready: concurrent.futures.Future[BatchEngine]) -> None:
         try:
             path = self._path()
             started = time.monotonic()
-            engine = BatchEngine(path, slots=self.parallel, context=self.context_tokens, threads=self.threads)
+            choice = self.repack_choice = choose(self.repack)
+            engine = BatchEngine(
+                path, slots=self.parallel, context=self.context_tokens, threads=self.threads, repack=choice.repack
+            )
             log.info(
-                "embedded model %s loaded in %.2f s: %d slots of %d tokens",
+                "embedded model %s loaded in %.2f s: %d slots of %d tokens, %s",
                 path.name,
                 time.monotonic() - started,
                 self.parallel,
                 engine.context,
+                choice.reason,
             )
         except Exception as exc:
             if not isinstance(exc, LLMStreamError):
@@ -166,7 +183,8 @@ class EmbeddedBackend:
                 self._ready = None  # the next chat tries again (the network may be back)
             ready.set_exception(exc)
             return
-        self.problem = None
+        with self._lock:
+            self.problem = None
         ready.set_result(engine)
 
     def _path(self) -> Path:
@@ -189,7 +207,8 @@ class EmbeddedBackend:
         """What the page should say about the model: being fetched or loaded, or why it can't be; None once ready."""
         if self.preparing:
             return self.fetch.sentence() or f"Loading {self.model_name.removesuffix(SUFFIX)}…"
-        return self.problem.sentence() if self.problem is not None else None
+        problem = self.problem  # read once: the loader thread may change it in between
+        return problem.sentence() if problem is not None else None
 
     @property
     def busy(self) -> bool:
@@ -215,10 +234,7 @@ class EmbeddedBackend:
 
     async def engine(self) -> BatchEngine:
         """The loaded engine, once it is (fetched and) loaded."""
-        self.start()
-        ready = self._ready
-        assert ready is not None
-        return await asyncio.wrap_future(ready)
+        return await asyncio.wrap_future(self.start())
 
     async def sees_images(self, model: str) -> bool:
         return False  # the engine runs text models only (no vision projector is loaded)

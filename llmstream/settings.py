@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
+from . import repack
 from .embedded import DEFAULT_PARALLEL
 from .hub import parse_ref
 from .request import Limits
@@ -237,6 +238,7 @@ class Settings:
     embedded_max_tokens: int = 512
     embedded_context: int = 4096
     embedded_parallel: int = DEFAULT_PARALLEL
+    embedded_repack: str = "auto"
     hf_token: Secret | None = None
     ollama: Endpoint = field(default_factory=lambda: Endpoint(DEFAULT_OLLAMA_HOST))
     models: tuple[str, ...] = ()
@@ -279,6 +281,7 @@ class Settings:
             embedded_max_tokens=int(_number(source, "EMBEDDED_MAX_TOKENS", 512, int, 1)),
             embedded_context=int(_number(source, "EMBEDDED_CONTEXT", 4096, int, 256)),
             embedded_parallel=int(_number(source, "EMBEDDED_PARALLEL", DEFAULT_PARALLEL, int, 1)),
+            embedded_repack=repack.parse(source.get("EMBEDDED_REPACK")),
             hf_token=Secret(token) if (token := (source.get("HF_TOKEN") or "").strip()) else None,
             ollama=Endpoint(url, basic, Secret(api_key) if api_key else None),
             models=parse_list(source.get("MODELS")),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -96,8 +97,7 @@ def llama_server():
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "llama_cpp.server",
+            str(Path(__file__).with_name("llama_cpp_server.py")),  # the server, with EMBEDDED_REPACK's choice
             "--model",
             str(default_model_path()),
             "--model_alias",

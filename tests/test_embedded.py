@@ -7,6 +7,7 @@ import codecs
 import re
 import subprocess
 import sys
+import time
 from itertools import pairwise
 
 import pytest
@@ -15,7 +16,7 @@ from llmstream.backend import Delta
 from llmstream.batching import Finished, Job, Sampling
 from llmstream.chat import replies
 from llmstream.embedded import EmbeddedBackend, default_model_path, display_name, unavailable_reason
-from llmstream.errors import BadInput, NoBackend
+from llmstream.errors import BadInput, NoBackend, Unreachable
 
 ENGLISH = {"the", "a", "an", "is", "are", "and", "of", "to", "in", "it", "that", "can", "for", "with"}
 QUESTION = [{"role": "user", "content": "Explain what a computer is."}]
@@ -329,3 +330,80 @@ def test_images_are_refused_by_the_text_only_engine(engine):
     assert not run(engine.sees_images(engine.model_name))
     with pytest.raises(BadInput, match="reads text only"):
         run(go())
+
+
+class _InlineLoad(EmbeddedBackend):
+    """The loader runs to its end inside `start()`: a load that fails before the chat looks at it."""
+
+    def _launch(self, ready):
+        self._prepare(ready)
+
+
+def _offline_hub(monkeypatch, cache):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+
+
+NOT_CACHED = "hf.co/acme/Not-Cached-GGUF:Q4_K_M"
+NOT_CACHED_SENTENCE = (
+    "hf.co/acme/Not-Cached-GGUF:Q4_K_M is not in the local Hub cache, and the Hub can't be reached (offline). "
+    "Fetch it once while online, or unset HF_HUB_OFFLINE."
+)
+
+
+async def _chat(backend) -> list:
+    return [d async for d in backend.stream_chat(backend.model_name, user("hi"))]
+
+
+def test_a_chat_gets_the_sentence_of_a_load_that_failed_before_it_looked(monkeypatch, tmp_path):
+    """The loader failed and cleared its state before the chat read it (issue 21's race, made certain)."""
+    _offline_hub(monkeypatch, tmp_path)
+    backend = _InlineLoad(NOT_CACHED)
+    for _ in range(2):  # each chat starts a load of its own (the Hub may be back) and hears how it ended
+        with pytest.raises(Unreachable) as info:
+            run(_chat(backend))
+        assert info.value.sentence() == NOT_CACHED_SENTENCE
+        assert backend.status() == NOT_CACHED_SENTENCE and not backend.preparing
+
+
+def test_a_chat_waits_for_a_load_that_fails_slowly_and_hears_why(monkeypatch, tmp_path):
+    _offline_hub(monkeypatch, tmp_path)
+
+    class SlowToFail(EmbeddedBackend):
+        def _path(self):
+            time.sleep(1.5)  # the chat is waiting on this load meanwhile, hearing a note a second
+            return super()._path()
+
+    backend = SlowToFail(NOT_CACHED)
+    deltas = []
+
+    async def go():
+        async for delta in backend.stream_chat(backend.model_name, user("hi")):
+            deltas.append(delta)
+
+    with pytest.raises(Unreachable) as info:
+        run(go())
+    assert info.value.sentence() == NOT_CACHED_SENTENCE
+    assert [d.note for d in deltas] == ["Loading hf.co/acme/Not-Cached-GGUF:Q4_K_M…"] * len(deltas)
+
+
+def test_chats_that_arrive_together_share_one_load_and_its_failure(monkeypatch, tmp_path):
+    _offline_hub(monkeypatch, tmp_path)
+    loads = []
+
+    class Counted(EmbeddedBackend):
+        def _path(self):
+            loads.append(1)
+            time.sleep(0.3)
+            return super()._path()
+
+    backend = Counted(NOT_CACHED)
+
+    async def go():
+        return await asyncio.gather(*(_chat(backend) for _ in range(5)), return_exceptions=True)
+
+    outcomes = run(go())
+    assert len(loads) == 1
+    assert [o.sentence() for o in outcomes] == [NOT_CACHED_SENTENCE] * 5

@@ -176,3 +176,22 @@ def test_a_repository_that_cannot_be_fetched_is_one_sentence_and_the_app_still_s
     finally:
         app.stop()
         server.stop()
+
+
+def test_offline_a_model_missing_from_the_cache_is_the_loaders_sentence_in_the_chat(tmp_path):
+    """The first chat reads why the load failed, however fast the loader gave up (issue 21)."""
+    app = hub_app(
+        {"EMBEDDED_MODEL": "hf.co/acme/Not-Cached-GGUF:Q4_K_M", "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path)}
+    )
+    try:
+        client = app.client()
+        sentence = (
+            "⚠️ hf.co/acme/Not-Cached-GGUF:Q4_K_M is not in the local Hub cache, and the Hub can't be reached "
+            "(offline). Fetch it once while online, or unset HF_HUB_OFFLINE."
+        )
+        for _ in range(3):
+            final = client.predict("hi", "hf.co/acme/Not-Cached-GGUF:Q4_K_M (embedded)", api_name="/chat")
+            assert plain(final) == [{"role": "assistant", "content": sentence}]
+        assert "AssertionError" not in app.output() and "Traceback" not in app.output()
+    finally:
+        app.stop()
