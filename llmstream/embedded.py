@@ -28,7 +28,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from . import hub
+from . import cpu_backend, hub
 from .backend import Delta, Message, Stats
 from .batching import BatchEngine, Finished, Job, Queued, Sampling
 from .errors import BadInput, LLMStreamError, NoBackend, ServerError
@@ -161,6 +161,7 @@ class EmbeddedBackend:
         try:
             path = self._path()
             started = time.monotonic()
+            cpu_backend.check()  # a llama.cpp this CPU can't run kills a child process, not the app
             choice = self.repack_choice = choose(self.repack)
             engine = BatchEngine(
                 path, slots=self.parallel, context=self.context_tokens, threads=self.threads, repack=choice.repack

@@ -121,13 +121,6 @@ def choose(setting: str = "auto", lib: Any = None, cpuinfo: Path = CPUINFO) -> C
     return decide(setting, cpu_flags(cpuinfo), built_with_amx(system_info(lib)))
 
 
-def model_params(lib: Any, choice: Choice) -> Any:
-    """llama.cpp's default model parameters, with the choice applied."""
-    params = lib.llama_model_default_params()
-    params.use_extra_bufts = choice.repack
-    return params
-
-
 def apply_to_llama_cpp_python(setting: str = "auto") -> Choice:
     """Make every later `llama_cpp.Llama(...)` in this process (its server too) load with the choice.
 
