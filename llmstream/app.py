@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sys
+import weakref
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -22,10 +23,14 @@ from .backends import Catalog, plan
 from .chat import Chat
 from .crashes import report_native_crashes
 from .secrets import install_log_redaction
+from .serve.service import Service
 from .settings import Settings
+from .telemetry import Telemetry
 from .ui import CSS, build
 
 log = logging.getLogger("llmstream.app")
+# Each page's probes and metrics, for launch() (create() returns the page and its chat, as it always has).
+_services: weakref.WeakKeyDictionary[gr.Blocks, Service] = weakref.WeakKeyDictionary()
 
 
 def parse_args(argv: list[str] | None = None) -> dict[str, object]:
@@ -57,6 +62,8 @@ def create(settings: Settings) -> tuple[gr.Blocks, Chat]:
     log.info("%s Models: %s", found.status, ", ".join(catalog.models) or "none")
     if found.problem:
         log.warning("%s", found.problem.sentence())
+    telemetry = Telemetry()
+    service = Service(catalog, settings, telemetry)
     chat = Chat(
         catalog,
         system_prompt=settings.system_prompt,
@@ -64,9 +71,12 @@ def create(settings: Settings) -> tuple[gr.Blocks, Chat]:
         upload_roots=[gr.utils.get_upload_folder()],  # attachments are read from Gradio's uploads only
         update_interval=settings.update_interval,
         redact=redact,
+        telemetry=telemetry,
     )
     demo = build(settings, chat, found.status)
     demo.queue(default_concurrency_limit=settings.concurrency_limit)
+    service.watch_queue(demo._queue)
+    _services[demo] = service
     gradio_tuning.freeze_startup_objects()
     return demo, chat
 
@@ -74,6 +84,11 @@ def create(settings: Settings) -> tuple[gr.Blocks, Chat]:
 def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any) -> None:
     for warning in settings.launch_warnings():
         print(warning, file=sys.stderr, flush=True)
+    service = _services.get(demo)
+    if service is not None:  # /healthz, /readyz and /metrics, registered before Gradio's own routes
+        app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+        app_kwargs["routes"] = [*service.routes(), *app_kwargs.get("routes", [])]
+        kwargs["app_kwargs"] = app_kwargs
     demo.launch(
         server_name=settings.server_name,
         server_port=settings.server_port,

@@ -37,6 +37,7 @@ from .request import (
 )
 from .secrets import Redactor
 from .stats import Meter
+from .telemetry import ChatWatch, Telemetry
 from .think import ThinkSplitter
 
 if TYPE_CHECKING:
@@ -262,8 +263,10 @@ class Chat:
         upload_roots: Sequence[str | Path] | None = None,
         update_interval: float = 0.025,
         redact: Callable[[str], str] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.catalog = catalog
+        self.telemetry = telemetry or Telemetry()
         self.system_prompt = system_prompt
         self.limits = limits or Limits(input_chars=max_input_chars)
         # Where attached files may be read from (Gradio's upload folder); None: anywhere.
@@ -387,22 +390,30 @@ class Chat:
     ) -> AsyncGenerator[list[dict[str, Any]]]:
         """Gradio's chat function: yields the whole reply so far as message dicts."""
         reply = Reply()
+        watch: ChatWatch | None = None  # from the moment the turn goes to a backend
         try:
             route, messages, options = await self.prepare(
                 message, history, model, system_prompt, temperature, top_p, max_tokens
             )
+            watch = self.telemetry.start(route.backend.name, model)
             deltas = route.backend.stream_chat(route.model, messages, options)
             async with aclosing(replies(deltas, self.update_interval, reply)) as stream:
                 async for reply in stream:
                     yield reply.messages()
+            watch.end("complete", reply.meter.tokens, reply.meter.first_token_at)
             return
         except LLMStreamError as exc:
             reply.error = self.redact(exc.sentence())
-            log.warning("chat failed: %s", reply.error)
+            if watch is None:
+                log.info("chat refused: %s", reply.error)  # nothing was sent anywhere
         except Exception as exc:
             log.exception("unexpected failure while streaming")
             reply.error = (
                 f"Something unexpected went wrong ({type(exc).__name__}). "
                 "The details are in the app's log; please try again."
             )
+        finally:
+            if watch is not None:  # an error, or the person stopped it (the generator was closed)
+                outcome = "error" if reply.error else "stopped"
+                watch.end(outcome, reply.meter.tokens, reply.meter.first_token_at, reply.error or "")
         yield reply.messages()

@@ -211,13 +211,28 @@ class EmbeddedBackend:
         problem = self.problem  # read once: the loader thread may change it in between
         return problem.sentence() if problem is not None else None
 
-    @property
-    def busy(self) -> bool:
+    def _loaded(self) -> BatchEngine | None:
+        """The engine once loaded; None while loading, after a failure, or before the first load."""
         ready = self._ready
         if ready is None or not ready.done() or ready.exception() is not None:
-            return False
-        engine = ready.result()
-        return engine.busy_slots() > 0 or engine.waiting() > 0
+            return None
+        return ready.result()
+
+    @property
+    def busy(self) -> bool:
+        return self.busy_slots() > 0 or self.waiting_chats() > 0
+
+    def busy_slots(self) -> int:
+        engine = self._loaded()
+        return engine.busy_slots() if engine else 0
+
+    def waiting_chats(self) -> int:
+        engine = self._loaded()
+        return engine.waiting() if engine else 0
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded() is not None
 
     async def list_models(self) -> list[str]:
         return [self.model_name]

@@ -30,10 +30,16 @@ class Meter:
             self.server = delta.stats
             self.ended = now
 
+    @property
+    def tokens(self) -> int:
+        """The server's count where it gives one, else the pieces that arrived."""
+        server_tokens = self.server.tokens if self.server else None
+        return server_tokens if server_tokens is not None else self.pieces
+
     def line(self) -> str:
         """e.g. `212 tokens · 48.1 tok/s · first token 0.42 s`."""
         server = self.server or Stats()
-        tokens = server.tokens if server.tokens is not None else self.pieces
+        tokens = self.tokens
         parts = [f"{tokens} token{'' if tokens == 1 else 's'}"]
         if server.tokens and server.generation_seconds:
             parts.append(f"{server.tokens / server.generation_seconds:.1f} tok/s")

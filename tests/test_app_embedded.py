@@ -40,12 +40,16 @@ def test_the_radio_offers_the_embedded_model_and_the_page_says_so(app, client):
     assert [e["text"] for e in chat["examples"]][0].startswith("What is the capital of Australia")
 
 
-def test_a_streamed_english_answer(client):
+def test_a_streamed_english_answer(app, client):
     job = client.submit("Explain what a computer is.", EMBEDDED, api_name="/chat")
     updates = [list(u) for u in job]
     answer = plain(job.outputs()[-1])[-1]["content"]
     assert len(updates) >= 3
     assert len(answer.split()) >= 8 and english_words(answer) >= 3, answer
+    assert httpx.get(f"{app.url}/readyz").text == "ready\n"  # the model is loaded
+    metrics = httpx.get(f"{app.url}/metrics").text
+    assert 'llmstream_chats_total{backend="embedded",model="smollm2:135m (embedded)",outcome="complete"} 1.0' in metrics
+    assert "llmstream_embedded_busy_slots 0.0" in metrics and "llmstream_embedded_waiting_chats 0.0" in metrics
 
 
 def test_stop_ends_generation(app, client):
@@ -109,7 +113,10 @@ def test_a_chat_that_finds_every_slot_busy_is_told_its_place_in_line(start_app):
         titles += figures(update)
         if "Every slot is busy: you are next." in titles:
             break
+    metrics = httpx.get(f"{app.url}/metrics").text  # one answering, one in line
     first.cancel()
     final = second.result()
     assert "Every slot is busy: you are next." in titles
     assert plain(final)[-1]["content"].strip()
+    assert "llmstream_embedded_busy_slots 1.0" in metrics and "llmstream_embedded_waiting_chats 1.0" in metrics
+    assert "llmstream_chats_in_flight 2.0" in metrics

@@ -142,6 +142,8 @@ def test_errors_keep_the_partial_answer_and_never_show_a_secret(ollama):
 
 def test_unexpected_failures_read_as_a_sentence_not_a_traceback():
     class Broken:
+        name = "ollama"
+
         async def stream_chat(self, model, messages, options=None):
             raise ZeroDivisionError("boom")
             yield  # pragma: no cover
