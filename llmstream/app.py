@@ -23,6 +23,7 @@ from .backends import Catalog, plan
 from .chat import Chat
 from .crashes import report_native_crashes
 from .secrets import install_log_redaction
+from .serve.drain import Drain
 from .serve.service import Service
 from .settings import Settings
 from .telemetry import Telemetry
@@ -72,6 +73,7 @@ def create(settings: Settings) -> tuple[gr.Blocks, Chat]:
         update_interval=settings.update_interval,
         redact=redact,
         telemetry=telemetry,
+        accepting=lambda: not service.draining,
     )
     demo = build(settings, chat, found.status)
     demo.queue(default_concurrency_limit=settings.concurrency_limit)
@@ -88,6 +90,7 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any) -> None:
     if service is not None:  # /healthz, /readyz and /metrics, registered before Gradio's own routes
         app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
         app_kwargs["routes"] = [*service.routes(), *app_kwargs.get("routes", [])]
+        app_kwargs.setdefault("lifespan", service.lifespan)
         kwargs["app_kwargs"] = app_kwargs
     demo.launch(
         server_name=settings.server_name,
@@ -113,8 +116,18 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings.load(parse_args(argv))
     except ValueError as exc:
         sys.exit(f"llmstream: {exc}")
-    demo, _ = create(settings)
-    launch(demo, settings)
+    demo, chat = create(settings)
+    drain = Drain(_services[demo], settings.drain_seconds, chat.catalog.aclose)
+    drain.install()
+    launch(demo, settings, prevent_thread_lock=True)
+    try:
+        while not drain.done.wait(0.2):
+            pass
+        log.info("drained: exiting")
+    except KeyboardInterrupt:  # Ctrl-C in a terminal: no drain, no wait for open streams
+        print("Interrupted.", file=sys.stderr, flush=True)
+        sys.exit(130)
+    demo.close(verbose=False)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backend import Delta, Message
-from .errors import BadInput, LLMStreamError
+from .errors import BadInput, LLMStreamError, ShuttingDown
 from .options import Options
 from .request import (
     WARNING,
@@ -264,9 +264,11 @@ class Chat:
         update_interval: float = 0.025,
         redact: Callable[[str], str] | None = None,
         telemetry: Telemetry | None = None,
+        accepting: Callable[[], bool] = lambda: True,
     ) -> None:
         self.catalog = catalog
         self.telemetry = telemetry or Telemetry()
+        self.accepting = accepting  # False once this process drains: new chats are sent elsewhere
         self.system_prompt = system_prompt
         self.limits = limits or Limits(input_chars=max_input_chars)
         # Where attached files may be read from (Gradio's upload folder); None: anywhere.
@@ -328,6 +330,11 @@ class Chat:
         max_tokens: Any = None,
     ) -> tuple[Route, list[Message], Options]:
         """Everything one turn sends, checked: `BadInput` (nothing sent anywhere) when it can't go."""
+        if not self.accepting():
+            raise ShuttingDown(
+                "This copy of the app is shutting down and takes no new chats.",
+                hint="Send your message again: it will reach one that is running.",
+            )
         text, files, route = self.check(message, model)
         system = self.system(system_prompt)
         options = Options.checked(temperature, top_p, max_tokens)
@@ -404,6 +411,11 @@ class Chat:
             return
         except LLMStreamError as exc:
             reply.error = self.redact(exc.sentence())
+            if watch is not None and not self.accepting():  # cut by the end of a drain
+                reply.error = (
+                    "This copy of the app shut down before the answer was complete. "
+                    "Send your message again: it will reach one that is running."
+                )
             if watch is None:
                 log.info("chat refused: %s", reply.error)  # nothing was sent anywhere
         except Exception as exc:

@@ -57,5 +57,9 @@ class Stalled(StreamBroken):
     """The server stopped sending for longer than the read timeout."""
 
 
+class ShuttingDown(LLMStreamError):
+    """This process is draining: it finishes the chats it has and takes no new ones."""
+
+
 class NoBackend(LLMStreamError):
     """No backend is available to serve the chat."""

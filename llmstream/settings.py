@@ -253,6 +253,7 @@ class Settings:
     update_interval: float = 0.025
     gradio_patches: bool = True
     session_capacity: int = 2000
+    drain_seconds: float = 30.0
     app_auth: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     share: bool = False
     server_name: str = "127.0.0.1"
@@ -296,6 +297,7 @@ class Settings:
             update_interval=_number(source, "UPDATE_INTERVAL", 0.025, float, 0),
             gradio_patches=(source.get("GRADIO_PATCHES") or "on").strip().lower() not in ("0", "false", "no", "off"),
             session_capacity=int(_number(source, "SESSION_CAPACITY", 2000, int, 1)),
+            drain_seconds=_number(source, "DRAIN_SECONDS", 30.0, float, 0),
             app_auth=tuple(parse_pairs(source.get("APP_AUTH") or "")),
             share=parse_bool(source.get("GRADIO_SHARE")),
             server_name=source.get("GRADIO_SERVER_NAME") or "127.0.0.1",

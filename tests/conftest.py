@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -79,8 +80,9 @@ class AppProcess:
         return Client(self.url, verbose=False, **kwargs)
 
     def stop(self) -> None:
+        """Stop it as Ctrl-C does, at once (SIGTERM would drain: see test_drain.py)."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sized
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sized
 from dataclasses import dataclass, field
 
 from starlette.routing import Route
@@ -21,6 +23,7 @@ class Service:
     settings: Settings
     telemetry: Telemetry = field(default_factory=Telemetry)
     draining: bool = False
+    loop: asyncio.AbstractEventLoop | None = None  # the server's event loop, once it runs
 
     def __post_init__(self) -> None:
         self._queue: Sized | None = None  # Gradio's queue, once it exists (`watch_queue`)
@@ -36,6 +39,12 @@ class Service:
     def watch_queue(self, queue: Sized) -> None:
         """Count what waits in Gradio's queue (`len()` of it: the events not yet started)."""
         self._queue = queue
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object) -> AsyncIterator[None]:
+        """Gradio's app runs this as it starts: the drain closes the backends on this loop."""
+        self.loop = asyncio.get_running_loop()
+        yield
 
     def routes(self) -> list[Route]:
         return probes.routes(self.catalog, self.metrics, self.settings.app_auth, lambda: self.draining)
