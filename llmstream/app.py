@@ -18,7 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
-from . import __version__, gradio_tuning
+from . import __version__, gradio_tuning, logs
 from .backends import Catalog, plan
 from .chat import Chat
 from .crashes import report_native_crashes
@@ -44,8 +44,18 @@ def parse_args(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--port", type=int, help="port to listen on (default 7860, or GRADIO_SERVER_PORT)")
     parser.add_argument("--share", action="store_true", default=None, help="make a public share link")
     parser.add_argument("--auth", help="require a login: user:password[,user2:password2] (or APP_AUTH)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N app processes behind HAProxy on --host/--port (needs haproxy; see README)",
+    )
     args = parser.parse_args(argv)
+    if args.replicas < 0:
+        parser.error("--replicas must be 1 or more")
     return {
+        "REPLICAS": args.replicas,
         "GRADIO_SERVER_NAME": args.host,
         "GRADIO_SERVER_PORT": args.port,
         "GRADIO_SHARE": args.share,
@@ -63,7 +73,7 @@ def create(settings: Settings) -> tuple[gr.Blocks, Chat]:
     log.info("%s Models: %s", found.status, ", ".join(catalog.models) or "none")
     if found.problem:
         log.warning("%s", found.problem.sentence())
-    telemetry = Telemetry()
+    telemetry = Telemetry(replica=os.environ.get("LLMSTREAM_REPLICA", ""))  # set by the replica launcher
     service = Service(catalog, settings, telemetry)
     chat = Chat(
         catalog,
@@ -111,11 +121,15 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     report_native_crashes()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    replicas = int(args.pop("REPLICAS") or 0)  # type: ignore[call-overload]
     try:
-        settings = Settings.load(parse_args(argv))
+        settings = Settings.load(args)
     except ValueError as exc:
         sys.exit(f"llmstream: {exc}")
+    logs.configure(settings.log_level, settings.log_format)
+    if replicas:
+        sys.exit(run_replicas(replicas, settings))
     demo, chat = create(settings)
     drain = Drain(_services[demo], settings.drain_seconds, chat.catalog.aclose)
     drain.install()
@@ -128,6 +142,24 @@ def main(argv: list[str] | None = None) -> None:
         print("Interrupted.", file=sys.stderr, flush=True)
         sys.exit(130)
     demo.close(verbose=False)
+
+
+def run_replicas(count: int, settings: Settings) -> int:
+    """`--replicas N`: the launcher takes over (llmstream/serve/replicas.py)."""
+    from .serve.replicas import Launcher
+
+    if settings.share:
+        print("llmstream: --share makes one process's link; it does not go with --replicas.", file=sys.stderr)
+        return 2
+    env = {}
+    if settings.app_auth:  # to the replicas through their environment, never their command line (ps shows it)
+        env["APP_AUTH"] = ",".join(f"{user}:{password}" for user, password in settings.app_auth)
+    if "embedded" in settings.backend:
+        log.warning(
+            "every replica loads its own copy of the embedded model; for a crowd, run one model server "
+            "(llama-server, Ollama) and point the replicas at it (README, Running for a crowd)"
+        )
+    return Launcher(count, settings.server_name, settings.server_port, env).run()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
-from . import repack
+from . import logs, repack
 from .embedded import DEFAULT_PARALLEL
 from .hub import parse_ref
 from .request import Limits
@@ -254,6 +254,8 @@ class Settings:
     gradio_patches: bool = True
     session_capacity: int = 2000
     drain_seconds: float = 30.0
+    log_level: str = "INFO"
+    log_format: str = "text"
     app_auth: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     share: bool = False
     server_name: str = "127.0.0.1"
@@ -298,6 +300,8 @@ class Settings:
             gradio_patches=(source.get("GRADIO_PATCHES") or "on").strip().lower() not in ("0", "false", "no", "off"),
             session_capacity=int(_number(source, "SESSION_CAPACITY", 2000, int, 1)),
             drain_seconds=_number(source, "DRAIN_SECONDS", 30.0, float, 0),
+            log_level=logs.parse_level(source.get("LOG_LEVEL")),
+            log_format=logs.parse_format(source.get("LOG_FORMAT")),
             app_auth=tuple(parse_pairs(source.get("APP_AUTH") or "")),
             share=parse_bool(source.get("GRADIO_SHARE")),
             server_name=source.get("GRADIO_SERVER_NAME") or "127.0.0.1",

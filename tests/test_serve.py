@@ -7,6 +7,7 @@ read back with prometheus_client's own parser.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -158,3 +159,41 @@ def test_readiness_follows_the_embedded_model_while_it_loads_and_when_it_fails(m
     assert readiness(catalog) == "the model failed to load"
     assert readiness(Catalog(Settings())) == "no model is available"
     asyncio.run(backend.aclose())
+
+
+def test_the_log_is_one_line_per_chat_and_json_when_asked(ollama):
+    import json
+    import subprocess
+    import sys
+
+    app = AppProcess({"OLLAMA_HOST": ollama.url, "BACKEND": "ollama", "LOG_FORMAT": "json"})
+    try:
+        app.client().predict("hello", "llama3.1:8b", api_name="/chat")
+        lines = [line for line in app.output().splitlines() if line.startswith("{")]
+        entries = [json.loads(line) for line in lines]
+        chats = [e for e in entries if e["logger"] == "llmstream.chats"]
+        assert len(chats) == 1 and chats[0]["level"] == "INFO"
+        assert chats[0]["message"].startswith("chat complete: ollama llama3.1:8b, ")
+        assert not [e for e in entries if e["logger"] == "httpx"]  # no line per upstream request at INFO
+        assert "HTTP Request" not in app.output()
+    finally:
+        app.stop()
+    levels = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import logging; from llmstream import logs; logs.configure('DEBUG');"
+            "logging.getLogger('httpx').debug('seen'); print(logging.getLogger('httpx').level)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert levels.stdout.strip() == str(logging.DEBUG) and "seen" in levels.stderr  # LOG_LEVEL=DEBUG: httpx speaks
+
+
+def test_log_settings_are_checked():
+    with pytest.raises(ValueError, match="LOG_FORMAT must be text or json, not 'xml'"):
+        Settings.load({}, environ={"LOG_FORMAT": "xml"}, dotenv_path=None)
+    with pytest.raises(ValueError, match="LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, not 'loud'"):
+        Settings.load({}, environ={"LOG_LEVEL": "loud"}, dotenv_path=None)
