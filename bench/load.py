@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.cookiejar
 import json
 import os
 import socket
@@ -120,8 +121,21 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    """CPU seconds of a process and every process under it (`--replicas`: the replicas and HAProxy)."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+    tree, total = [pid], 0.0
+    while tree:
+        current = tree.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        tree += [child for child, (parent, _) in stats.items() if parent == current]
+    return total
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -169,6 +183,9 @@ def count_tokens(output) -> int:
 async def run_scenario(app_url: str, server_url: str, pid: int, tag: str, sc: Scenario, raw: bool = False) -> Result:
     limits = httpx.Limits(max_connections=4 * sc.users + 10, max_keepalive_connections=4 * sc.users + 10)
     async with httpx.AsyncClient(timeout=httpx.Timeout(sc.limit, connect=10), limits=limits) as client:
+        # One client for every user: it keeps no cookie, or a balancer's sticky cookie would pin them
+        # all to one replica; each user is pinned by its own Gradio session hash instead.
+        client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         queue: GradioQueue | RawRelayClient = RawRelayClient(app_url, client) if raw else GradioQueue(app_url, client)
         for _ in range(3):
             warm = await queue.chat("bench id=warmup tokens=20 rate=1000", "bench")
@@ -304,7 +321,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller scenarios, about a minute")
     parser.add_argument(
-        "--apps", default="ours,baseline,raw", help="which apps to run: ours, baseline, raw (the raw relay, the limit)"
+        "--apps",
+        default="ours,baseline,raw",
+        help="which apps to run: ours, ours-N (`--replicas N` behind HAProxy), baseline, raw (the raw relay, the limit)",
     )
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--only", help="run only scenarios whose name contains this")
@@ -338,6 +357,10 @@ def main() -> None:
         "baseline": ([sys.executable, "bench/baseline_app.py"], {"OLLAMA_HOST": server_url, "MODELS": "bench"}),
         "raw": ([sys.executable, "bench/raw_relay.py"], {"OLLAMA_HOST": server_url}),
     }
+    for name in args.apps.split(","):  # ours-2: `python app.py --replicas 2` behind HAProxy
+        if name.startswith("ours-"):
+            cmd, env = apps["ours"]
+            apps[name] = ([*cmd, "--replicas", name.split("-", 1)[1]], env)
     results: dict[str, dict[str, dict]] = {}
     try:
         for number, sc in enumerate(scenarios):
@@ -408,6 +431,15 @@ def main() -> None:
             print(
                 f"| {sc_name} | baseline ÷ ours | {fmt(ratios[0])}x | {fmt(ratios[1])}x | {fmt(ratios[2])}x | | {fmt(ratios[3])}x |"
             )
+        for name in by_app:
+            if name.startswith("ours-") and "ours" in by_app:
+                o, m = by_app["ours"], by_app[name]
+                ratios = [
+                    o[k] / m[k] if m[k] else float("nan") for k in ("p50_ms", "p99_ms", "ttft_p99_ms", "cpu_per_1k")
+                ]
+                print(
+                    f"| {sc_name} | one process ÷ {name} | {fmt(ratios[0])}x | {fmt(ratios[1])}x | {fmt(ratios[2])}x | | {fmt(ratios[3])}x |"
+                )
         if "ours" in by_app and "raw" in by_app:
             o, r = by_app["ours"], by_app["raw"]
             ratios = [o[k] / r[k] if r[k] else float("nan") for k in ("p50_ms", "p99_ms", "ttft_p99_ms", "cpu_per_1k")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -88,6 +89,45 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self._log.close()
+
+
+class Balanced:
+    """`python app.py --replicas N` in a subprocess: the public URL and each replica's."""
+
+    def __init__(self, env: dict[str, str], replicas: int, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
+        self._log = open(log, "w")  # noqa: SIM115 -- written until stop()
+        full = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "GRADIO_", "APP_AUTH", "MODELS"))}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--replicas", str(replicas), "--port", str(self.port)],
+            env={**full, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while len(self.replicas()) < replicas:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the launcher did not start:\n{self.output()}")
+            time.sleep(0.2)
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def replicas(self) -> dict[str, str]:
+        return dict(re.findall(r"^(replica-\d+): (http://127\.0\.0\.1:\d+)$", self.output(), re.MULTILINE))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+        return self.proc.returncode
 
 
 @pytest.fixture

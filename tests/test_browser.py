@@ -362,3 +362,37 @@ def test_the_status_line_follows_a_model_being_fetched(tmp_path, browser):
     finally:
         app.stop()
         hub.stop()
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="HAProxy is not installed (apt-get install haproxy)")
+def test_a_browser_chats_with_an_image_through_the_balancer(server, browser, tmp_path):
+    from conftest import Balanced
+    from PIL import Image as Pillow
+
+    png = tmp_path / "orange.png"
+    Pillow.new("RGB", (40, 30), "orange").save(png)
+    app = Balanced(
+        {"OLLAMA_HOST": server.url, "BACKEND": "ollama", "MODELS": "llama3.1:8b,llava:7b"}, 2, tmp_path / "log"
+    )
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    try:
+        page.goto(app.url)
+        page.locator("textarea").first.wait_for()
+        page.locator("input[type=file]").first.set_input_files(str(png))
+        page.locator(".thumbnail-item, .thumbnail-image, img").first.wait_for(timeout=10_000)
+        server.reset()
+        send(page, "llava:7b", "What colour is this?")
+        watch(page, lambda text: bool(STATS.search(text)), timeout=20)
+        (request,) = server.chats()  # the upload reached the replica that ran the chat
+        assert request["messages"][-1]["images"] == [base64.b64encode(png.read_bytes()).decode()]
+        before = last_answer(page)
+        send(page, "llama3.1:8b", "Thanks!")  # a second turn, same session, same replica
+        watch(page, lambda text: text != before and bool(STATS.search(text)), timeout=20)
+        cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+        assert cookies.get("LLMSTREAM_REPLICA") in app.replicas()
+        assert "⚠️" not in last_answer(page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "balanced.png"), full_page=True)
+    finally:
+        page.close()
+        app.stop()

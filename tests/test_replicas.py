@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, plain
+from conftest import ROOT, Balanced, free_port, plain
 from gradio_client import Client, handle_file
 from PIL import Image as Pillow
 
@@ -27,45 +27,6 @@ from llmstream.serve.replicas import MISSING, TEMPLATE, config
 
 if shutil.which("haproxy") is None:
     pytest.skip("HAProxy is not installed (apt-get install haproxy)", allow_module_level=True)
-
-
-class Balanced:
-    """`python app.py --replicas N` in a subprocess: the public URL and each replica's."""
-
-    def __init__(self, env: dict[str, str], replicas: int, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log
-        self._log = open(log, "w")  # noqa: SIM115 -- written until stop()
-        full = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA", "GRADIO_", "APP_AUTH", "MODELS"))}
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--replicas", str(replicas), "--port", str(self.port)],
-            env={**full, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while len(self.replicas()) < replicas:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the launcher did not start:\n{self.output()}")
-            time.sleep(0.2)
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def replicas(self) -> dict[str, str]:
-        return dict(re.findall(r"^(replica-\d+): (http://127\.0\.0\.1:\d+)$", self.output(), re.MULTILINE))
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self._log.close()
-        return self.proc.returncode
 
 
 def chats_of(url: str) -> float:
@@ -80,7 +41,7 @@ def listening(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def balanced(ollama, tmp_path_factory):
-    app = Balanced({"OLLAMA_HOST": ollama.url, "BACKEND": "ollama"}, 2, tmp_path_factory.mktemp("lb") / "log")
+    app = Balanced({"OLLAMA_HOST": ollama.url, "BACKEND": "ollama"}, 3, tmp_path_factory.mktemp("lb") / "log")
     yield app
     app.stop()
 
@@ -111,12 +72,12 @@ def test_chats_spread_over_the_replicas_and_each_session_stays_on_its_own(balanc
         first = plain(client.predict(f"hello {i}", "llama3.1:8b", api_name="/chat"))[-1]["content"]
         return first
 
-    with ThreadPoolExecutor(10) as pool:
-        answers = list(pool.map(one, range(20)))
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(one, range(60)))
     assert all(a and not a.startswith("⚠️") for a in answers), answers
     served = {name: chats_of(url) - before[name] for name, url in replicas.items()}
-    assert sum(served.values()) == 20  # every chat counted once, by the replica that ran it
-    assert all(n >= 3 for n in served.values()), served  # least-loaded spread, not one replica
+    assert sum(served.values()) == 60  # every chat counted once, by the replica that ran it
+    assert len(served) == 3 and all(n >= 5 for n in served.values()), served  # spread, not piled on one
 
 
 def test_a_replica_killed_is_started_again_and_new_chats_go_on(balanced):
@@ -186,3 +147,75 @@ def test_without_haproxy_one_sentence_and_exit_2(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == MISSING
+
+
+def _stream_many(url: str, count: int, tag: str, tokens: int = 100):
+    """`count` people, each a session of its own, each with a long answer streaming."""
+    clients = [Client(url, verbose=False) for _ in range(count)]
+    jobs = [
+        c.submit(f"bench id={tag}{i} tokens={tokens} rate=25", "bench", api_name="/chat") for i, c in enumerate(clients)
+    ]
+    return clients, jobs
+
+
+def _whole(job, tokens: int = 100) -> bool:
+    try:
+        return plain(job.result(timeout=60))[-1]["content"].split() == [f"t{i}" for i in range(tokens)]
+    except Exception:
+        return False
+
+
+def test_kill_9_one_replica_while_30_stream(balanced):
+    replicas = balanced.replicas()
+    victim, victim_url = sorted(replicas.items())[1]
+    port = int(victim_url.rsplit(":", 1)[1])
+    clients, jobs = _stream_many(balanced.url, 30, "kill")
+    time.sleep(1.5)  # every answer under way
+    on_victim = [c.cookies.get("LLMSTREAM_REPLICA") == victim for c in clients]
+    assert 0 < sum(on_victim) < 30, [c.cookies for c in clients]
+    os.kill(_pids_listening(port)[0], signal.SIGKILL)
+    whole = [_whole(job) for job in jobs]
+    assert all(w for w, lost in zip(whole, on_victim, strict=True) if not lost)  # the others finish
+    time.sleep(3)
+    later = [Client(balanced.url, verbose=False) for _ in range(10)]
+    with ThreadPoolExecutor(10) as pool:  # new people 3 s later: every chat succeeds
+        answers = list(pool.map(lambda c: plain(c.predict("hi", "llama3.1:8b", api_name="/chat"))[-1], later))
+    assert all(not a["content"].startswith("⚠️") for a in answers), answers
+    moved = [c for c, lost in zip(clients, on_victim, strict=True) if lost]
+    for client in moved:  # a session that was on it goes on: its next message reaches a live replica
+        assert not plain(client.predict("and now?", "llama3.1:8b", api_name="/chat"))[-1]["content"].startswith("⚠️")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # and it comes back
+        try:
+            if httpx.get(f"{victim_url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    assert httpx.get(f"{victim_url}/readyz").status_code == 200
+
+
+def test_sigterm_one_replica_while_30_stream(balanced):
+    replicas = balanced.replicas()
+    victim, victim_url = sorted(replicas.items())[2]
+    port = int(victim_url.rsplit(":", 1)[1])
+    pid = _pids_listening(port)[0]
+    clients, jobs = _stream_many(balanced.url, 30, "term")
+    time.sleep(1.5)
+    assert any(c.cookies.get("LLMSTREAM_REPLICA") == victim for c in clients)
+    os.kill(pid, signal.SIGTERM)
+    time.sleep(0.3)
+    ready = httpx.get(f"{victim_url}/readyz")
+    assert (ready.status_code, ready.text) == (503, "not ready: draining\n")
+    assert all(_whole(job) for job in jobs)  # all 30 finish whole, the drained replica's too
+    deadline = time.monotonic() + 30
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _pid_alive(pid)  # it exited (and the launcher starts it again)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
