@@ -119,6 +119,21 @@ class Balanced:
     def replicas(self) -> dict[str, str]:
         return dict(re.findall(r"^(replica-\d+): (http://127\.0\.0\.1:\d+)$", self.output(), re.MULTILINE))
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Every replica ready, and long enough for HAProxy to count it up (rise 2, inter 1 s)."""
+        deadline = time.monotonic() + timeout
+        for url in self.replicas().values():
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} is not ready:\n{self.output()}")
+                time.sleep(0.2)
+        time.sleep(3)
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -40,10 +40,17 @@ def listening(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def balanced(ollama, tmp_path_factory):
+def launched(ollama, tmp_path_factory):
     app = Balanced({"OLLAMA_HOST": ollama.url, "BACKEND": "ollama"}, 3, tmp_path_factory.mktemp("lb") / "log")
     yield app
     app.stop()
+
+
+@pytest.fixture
+def balanced(launched):
+    """The module's replicas, every one back and counted up by HAProxy whatever the test before did."""
+    launched.wait_ready()
+    return launched
 
 
 def test_the_shipped_configuration_is_valid_haproxy(tmp_path):
@@ -219,3 +226,48 @@ def _pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_200_sessions_without_cookies_spread_45_to_55_percent_and_stay_pinned(ollama, tmp_path):
+    """Scripts speaking Gradio's queue protocol keep no cookie: the session hash pins them.
+
+    Its own pair of fresh replicas: leastconn rightly favours a replica that others' long-lived
+    streams don't occupy, so the even split is measured where both start equal.
+    """
+    import asyncio
+    import http.cookiejar
+
+    from gradio_queue import GradioQueue, reply_text
+
+    app = Balanced({"OLLAMA_HOST": ollama.url, "BACKEND": "ollama"}, 2, tmp_path / "log")
+    try:
+        app.wait_ready()
+
+        async def go():
+            async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=400)) as client:
+                client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))  # none kept
+                queue = GradioQueue(app.url, client)
+                return await asyncio.gather(
+                    *(queue.chat(f"bench id=nocookie{i} tokens=40 rate=20", "bench") for i in range(200))
+                )
+
+        runs = asyncio.run(go())
+        assert [r.error for r in runs if r.error] == []
+        assert all(reply_text(r.final).split() == [f"t{j}" for j in range(40)] for r in runs)
+        served = {name: chats_of(url) for name, url in app.replicas().items()}
+        assert sum(served.values()) == 200  # each chat ran whole on the replica its session joined
+        assert all(90 <= n <= 110 for n in served.values()), served  # 45-55 % each
+    finally:
+        app.stop()
+
+
+def test_replicas_with_the_embedded_engine_work_and_say_what_it_costs(tmp_path):
+    app = Balanced({"BACKEND": "embedded", "EMBEDDED_PARALLEL": "1"}, 2, tmp_path / "log")
+    try:
+        answer = plain(
+            Client(app.url, verbose=False).predict("Say hello.", "smollm2:135m (embedded)", api_name="/chat")
+        )
+        assert answer[-1]["content"].strip() and not answer[-1]["content"].startswith("⚠️")
+        assert "every replica loads its own copy of the embedded model" in app.output()
+    finally:
+        app.stop()
