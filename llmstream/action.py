@@ -23,6 +23,7 @@ from .backends import Catalog, Route, plan
 from .cli import pick
 from .errors import BadInput, LLMStreamError
 from .request import conversation
+from .runaway import capped
 from .settings import Settings, Source
 from .think import Bracketed
 
@@ -94,7 +95,10 @@ async def run(args: Mapping[str, Any]) -> dict[str, Any]:
             stream.send(greeting)
             return _result(greeting, streamed)
         plain = Bracketed()
-        deltas = route.backend.stream_chat(route.model, conversation([], text, settings.system_prompt))
+        deltas = capped(
+            route.backend.stream_chat(route.model, conversation([], text, settings.system_prompt)),
+            settings.max_answer_chars,
+        )
         try:
             async for delta in deltas:
                 piece = plain.feed(delta.content, delta.thinking, delta.done)

@@ -35,6 +35,7 @@ from .request import (
     past_images,
     turns,
 )
+from .runaway import capped
 from .secrets import Redactor
 from .stats import Meter
 from .telemetry import ChatWatch, Telemetry
@@ -238,16 +239,19 @@ async def replies(
                 item = queue.get_nowait()
             dirty = True
     finally:
-        _Flow.active -= 1
         # After a normal end the producer is only closing the finished response: let it,
         # so the connection goes back to the pool. Cancel it only to cut a stream short.
-        if not task.done() and not reply.done:
-            task.cancel()
+        # The stream counts as in flight until the upstream response is closed.
         try:
-            await task
-        except asyncio.CancelledError:
-            if task.cancelled() and reply.done:
-                raise
+            if not task.done() and not reply.done:
+                task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                if task.cancelled() and reply.done:
+                    raise
+        finally:
+            _Flow.active -= 1
 
 
 class Chat:
@@ -403,7 +407,7 @@ class Chat:
                 message, history, model, system_prompt, temperature, top_p, max_tokens
             )
             watch = self.telemetry.start(route.backend.name, model)
-            deltas = route.backend.stream_chat(route.model, messages, options)
+            deltas = capped(route.backend.stream_chat(route.model, messages, options), self.limits.answer_chars)
             async with aclosing(replies(deltas, self.update_interval, reply)) as stream:
                 async for reply in stream:
                     yield reply.messages()

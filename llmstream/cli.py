@@ -20,6 +20,8 @@ from .crashes import report_native_crashes
 from .errors import BadInput, LLMStreamError, NoBackend
 from .options import Options
 from .request import conversation, new_images
+from .runaway import capped
+from .secrets import Redactor, install_log_redaction
 from .settings import BACKENDS, Settings
 from .stats import Meter
 from .think import Bracketed
@@ -65,6 +67,14 @@ def pick(catalog: Catalog, model: str | None) -> Route:
 async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = Settings.load({"BACKEND": args.backend, "SYSTEM_PROMPT": args.system})
     redact = settings.redactor()
+    undo = install_log_redaction(redact)
+    try:
+        return await _run(args, settings, redact, out, err)
+    finally:
+        undo()
+
+
+async def _run(args: argparse.Namespace, settings: Settings, redact: Redactor, out: TextIO, err: TextIO) -> int:
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
     if not prompt.strip():
         print("llmstream: the prompt is empty. Pass it as an argument or on stdin.", file=err)
@@ -87,7 +97,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 )
             messages[-1]["images"] = images
         plain, meter = Bracketed(), Meter()
-        stream = route.backend.stream_chat(route.model, messages, options)
+        stream = capped(route.backend.stream_chat(route.model, messages, options), settings.max_answer_chars)
         try:
             async for delta in stream:
                 meter.add(delta, time.monotonic())

@@ -53,8 +53,16 @@ class StreamBroken(LLMStreamError):
     """The stream ended early or carried something that is not a valid message."""
 
 
+class Unexpected(StreamBroken):
+    """The server sent valid JSON that is not the documented shape (a list where an object goes...)."""
+
+
 class Stalled(StreamBroken):
     """The server stopped sending for longer than the read timeout."""
+
+
+class RunawayAnswer(LLMStreamError):
+    """The answer went past `MAX_ANSWER_CHARS` without ending: the server ignores the token limit."""
 
 
 class ShuttingDown(LLMStreamError):

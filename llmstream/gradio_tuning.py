@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 
 ANALYTICS_EVERY = "100"
 
+# What `apply` and `freeze_startup_objects` changed in this process, so `undo` can put it back.
+_installed: list[tuple[Any, str, Any]] = []  # (owner, name, original), in the order applied
+_changed: set[str] = set()  # "matplotlib", "analytics", "gc"
+
 
 def _expected(owner: Any, name: str, params: list[str], *needles: str) -> Any:
     """`owner.name` if it is a function with these parameters whose source holds each
@@ -71,6 +75,7 @@ def _install(owner: type, name: str, replacement: Any, original: Any, mark: str)
     setattr(replacement, mark, True)
     replacement._original = original
     setattr(owner, name, replacement)
+    _installed.append((owner, name, original))
     return True
 
 
@@ -79,12 +84,15 @@ def skip_missing_matplotlib() -> bool:
     if "matplotlib" in sys.modules or importlib.util.find_spec("matplotlib") is not None:
         return False
     sys.modules["matplotlib"] = None  # type: ignore[assignment]
+    _changed.add("matplotlib")
     return True
 
 
 def fewer_analytics_summaries() -> None:
     """Rebuild Gradio's analytics summary every 100 events, not after each one."""
-    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", ANALYTICS_EVERY)
+    if "GRADIO_ANALYTICS_CACHE_FREQUENCY" not in os.environ:
+        os.environ["GRADIO_ANALYTICS_CACHE_FREQUENCY"] = ANALYTICS_EVERY
+        _changed.add("analytics")
 
 
 class _NoBlocks:
@@ -203,6 +211,7 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+    _changed.add("gc")
 
 
 def apply(patches: bool = True) -> None:
@@ -215,3 +224,21 @@ def apply(patches: bool = True) -> None:
     lazy_session_configs()
     quick_state_updates()
     remembered_state_listeners()
+
+
+def undo() -> None:
+    """Put back everything `apply` and `freeze_startup_objects` changed in this process.
+
+    The app never needs it (its changes last as long as it does); a process that builds
+    the app in-process and goes on, as the tests do, leaves Gradio and Python as it found them.
+    """
+    while _installed:
+        owner, name, original = _installed.pop()
+        setattr(owner, name, original)
+    if "matplotlib" in _changed and sys.modules.get("matplotlib", 0) is None:
+        del sys.modules["matplotlib"]
+    if "analytics" in _changed and os.environ.get("GRADIO_ANALYTICS_CACHE_FREQUENCY") == ANALYTICS_EVERY:
+        del os.environ["GRADIO_ANALYTICS_CACHE_FREQUENCY"]
+    if "gc" in _changed:
+        gc.unfreeze()
+    _changed.clear()

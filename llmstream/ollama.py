@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
+from . import shapes
 from .backend import Delta, Message, Stats
 from .errors import (
     AuthFailed,
@@ -23,6 +24,7 @@ from .errors import (
     ModelNotFound,
     ServerError,
     StreamBroken,
+    Unexpected,
 )
 from .http_client import answers, make_client
 from .http_errors import cut_off, server_text, status_error, transport_error
@@ -218,18 +220,24 @@ def _delta(parts: list[Any]) -> tuple[Delta | None, LLMStreamError | None]:
         if not isinstance(part, dict):
             error = StreamBroken("The server sent a message that is not a JSON object.")
             break
-        if "error" in part:
+        if part.get("error"):
             error = ServerError(f"The model stopped with an error: {server_text(part['error'])}.")
             break
-        message = part.get("message")
-        if message:
-            if text := message.get("content"):
-                content.append(text)
-                delta.pieces += 1
-            if text := message.get("thinking"):
-                thinking.append(text)
-                delta.pieces += 1
-        if part.get("done"):
+        try:
+            message = shapes.obj(part, "message")
+            answer = shapes.text(message, "content", "message.")
+            reasoning = shapes.text(message, "thinking", "message.")
+            done = shapes.flag(part, "done")
+        except Unexpected as exc:
+            error = exc
+            break
+        if answer:
+            content.append(answer)
+            delta.pieces += 1
+        if reasoning:
+            thinking.append(reasoning)
+            delta.pieces += 1
+        if done:
             delta.done = True
             delta.stats = _stats(part)
             break
@@ -243,11 +251,11 @@ def _delta(parts: list[Any]) -> tuple[Delta | None, LLMStreamError | None]:
 def _stats(part: dict[str, Any]) -> Stats:
     def seconds(key: str) -> float | None:
         value = part.get(key)
-        return value * NANO if isinstance(value, (int, float)) else None
+        return value * NANO if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     tokens = part.get("eval_count")
     return Stats(
-        tokens=tokens if isinstance(tokens, int) else None,
+        tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None,
         generation_seconds=seconds("eval_duration"),
         load_seconds=seconds("load_duration"),
         prompt_seconds=seconds("prompt_eval_duration"),

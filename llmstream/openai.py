@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import orjson
 
+from . import shapes
 from .backend import Delta, Message, Stats
-from .errors import AuthFailed, LLMStreamError, ModelNotFound, ServerError, StreamBroken
+from .errors import AuthFailed, LLMStreamError, ModelNotFound, ServerError, StreamBroken, Unexpected
 from .http_client import answers, make_client
 from .http_errors import cut_off, server_text, status_error, transport_error
 from .ndjson import DEFAULT_MAX_LINE_BYTES
@@ -188,16 +189,26 @@ def _delta(
         if part.get("error"):
             error = ServerError(f"The model stopped with an error: {server_text(part['error'])}.")
             break
-        if part.get("usage"):
-            usage = part["usage"]
-        for choice in part.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if text := delta.get("content"):
-                content.append(text)
-                pieces += 1
-            if text := delta.get("reasoning_content") or delta.get("reasoning"):
-                thinking.append(text)
-                pieces += 1
+        try:
+            usage = shapes.obj(part, "usage") or usage
+            for i, choice in enumerate(shapes.items(part, "choices")):
+                where = f"choices[{i}]"
+                if not isinstance(choice, dict):
+                    raise shapes.unexpected(where, choice, "an object")
+                delta = shapes.obj(choice, "delta", f"{where}.")
+                text = shapes.text(delta, "content", f"{where}.delta.")
+                reasoning = shapes.text(delta, "reasoning_content", f"{where}.delta.") or shapes.text(
+                    delta, "reasoning", f"{where}.delta."
+                )
+                if text:
+                    content.append(text)
+                    pieces += 1
+                if reasoning:
+                    thinking.append(reasoning)
+                    pieces += 1
+        except Unexpected as exc:
+            error = exc
+            break
     if not (content or thinking):
         return None, error, finished, usage
     return Delta("".join(content), "".join(thinking), pieces=pieces), error, finished, usage
@@ -205,7 +216,7 @@ def _delta(
 
 def _stats(usage: dict[str, Any] | None) -> Stats:
     tokens = (usage or {}).get("completion_tokens")
-    return Stats(tokens=tokens if isinstance(tokens, int) else None)
+    return Stats(tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None)
 
 
 def _error_message(body: bytes) -> str | None:

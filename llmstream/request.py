@@ -32,6 +32,7 @@ class Limits:
     image_bytes: int = 10 * 2**20
     images: int = MAX_IMAGES
     conversation_chars: int = 200_000
+    answer_chars: int = 200_000  # one answer, reasoning included: past it the stream is cut
 
 
 @dataclass(slots=True)

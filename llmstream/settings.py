@@ -19,7 +19,7 @@ from . import logs, repack
 from .embedded import DEFAULT_PARALLEL
 from .hub import parse_ref
 from .request import Limits
-from .secrets import Redactor, Secret, basic_auth_forms
+from .secrets import Redactor, Secret, basic_auth_forms, check_length
 
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 DEFAULT_MODELS = ("llama3.1:8b", "deepseek-r1:8b")
@@ -220,10 +220,13 @@ def parse_base_url(value: str | None) -> str | None:
     if "://" not in value:
         value = "http://" + value
     parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"OPENAI_BASE_URL must be an http(s) URL such as http://127.0.0.1:8000/v1, not {value!r}")
-    if parts.username is not None:
+    if "@" in parts.netloc:  # before anything that would show the value
         raise ValueError("OPENAI_BASE_URL must not carry credentials; put the key in OPENAI_API_KEY")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        shown = f"{parts.scheme}://{parts.netloc}{parts.path}"  # no query: it may carry a key
+        raise ValueError(f"OPENAI_BASE_URL must be an http(s) URL such as http://127.0.0.1:8000/v1, not {shown!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("OPENAI_BASE_URL must not have a query string; put a key in OPENAI_API_KEY")
     return value.rstrip("/")
 
 
@@ -246,6 +249,7 @@ class Settings:
     max_input_chars: int = 8000
     max_image_mb: float = 10.0
     max_conversation_chars: int = 200_000
+    max_answer_chars: int = 200_000
     max_line_bytes: int = 1 << 20
     connect_timeout: float = 5.0
     read_timeout: float = 300.0
@@ -276,7 +280,7 @@ class Settings:
         embedded_model = (source.get("EMBEDDED_MODEL") or "").strip() or None
         if embedded_model:
             parse_ref(embedded_model)  # a malformed hf.co/ reference is refused at start-up
-        return cls(
+        settings = cls(
             backend=parse_backend(source.get("BACKEND")),
             openai_url=parse_base_url(source.get("OPENAI_BASE_URL")),
             openai_key=Secret(key) if (key := (source.get("OPENAI_API_KEY") or "").strip()) else None,
@@ -292,6 +296,7 @@ class Settings:
             max_input_chars=int(_number(source, "MAX_INPUT_CHARS", 8000, int, 1)),
             max_image_mb=_number(source, "MAX_IMAGE_MB", 10.0, float, 0.001),
             max_conversation_chars=int(_number(source, "MAX_CONVERSATION_CHARS", 200_000, int, 1)),
+            max_answer_chars=int(_number(source, "MAX_ANSWER_CHARS", 200_000, int, 1)),
             max_line_bytes=int(_number(source, "MAX_LINE_BYTES", 1 << 20, int, 1024)),
             connect_timeout=_number(source, "CONNECT_TIMEOUT", 5.0, float, 0.1),
             read_timeout=_number(source, "READ_TIMEOUT", 300.0, float, 0.1),
@@ -307,12 +312,30 @@ class Settings:
             server_name=source.get("GRADIO_SERVER_NAME") or "127.0.0.1",
             server_port=int(_number(source, "GRADIO_SERVER_PORT", 7860, int, 0)),
         )
+        settings.check_secrets(from_url=url_auth is not None and not auth_value)
+        return settings
+
+    def check_secrets(self, from_url: bool = False) -> None:
+        """Every secret long enough to be masked, or `ValueError` naming the setting it came from."""
+        if self.ollama.basic_auth:
+            where = "OLLAMA_HOST" if from_url else "AUTH"
+            check_length(self.ollama.basic_auth[1].reveal(), f"the password in {where}")
+        for name, key in (
+            ("OLLAMA_API_KEY", self.ollama.bearer),
+            ("OPENAI_API_KEY", self.openai_key),
+            ("HF_TOKEN", self.hf_token),
+        ):
+            if key:
+                check_length(key.reveal(), name)
+        for user, password in self.app_auth:
+            check_length(password, f"the password of {user} in APP_AUTH")
 
     def limits(self) -> Limits:
         return Limits(
             input_chars=self.max_input_chars,
             image_bytes=int(self.max_image_mb * 2**20),
             conversation_chars=self.max_conversation_chars,
+            answer_chars=self.max_answer_chars,
         )
 
     def launch_warnings(self) -> list[str]:

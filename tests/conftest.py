@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
@@ -17,6 +21,11 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# Before anything imports Gradio or the Hub client: no analytics or telemetry calls from tests
+# (no internet here), set once for the whole run rather than by whichever test comes first.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "True")  # the value Gradio sets on each new Blocks
 
 from scripted_ollama import ScriptedOllama
 
@@ -30,6 +39,96 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Loggers their library sets afresh on each use, so no test can leave them otherwise: every
+# `llama_cpp.Llama(verbose=...)` sets its logger's level from `verbose`.
+RESET_ON_USE = {"llama-cpp-python"}
+
+
+def _loggers() -> dict[str, tuple]:
+    """Each configured logger's level, handlers, filters and switches (pytest's own capture
+    handlers left out: pytest swaps them between a test's phases)."""
+    found = {"": logging.getLogger(), **logging.Logger.manager.loggerDict}
+    return {
+        name: (
+            logger.level,
+            [h for h in logger.handlers if not type(h).__module__.startswith("_pytest")],
+            list(logger.filters),
+            logger.propagate,
+            logger.disabled,
+        )
+        for name, logger in found.items()
+        if isinstance(logger, logging.Logger) and name not in RESET_ON_USE
+    }
+
+
+def _process_state() -> dict[str, object]:
+    """What a test must leave as it found it: the environment, logging, the exception hooks,
+    the garbage collector, Gradio's patches and the chat's count of streams."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    state: dict[str, object] = {
+        "environment": env,
+        "exception hooks": (sys.excepthook, threading.excepthook),
+        "frozen objects (gc.freeze)": gc.get_freeze_count(),
+        "sys.modules['matplotlib']": sys.modules.get("matplotlib", "absent") is None,
+    }
+    tuning = sys.modules.get("llmstream.gradio_tuning")
+    if tuning is not None:
+        state["Gradio patches"] = (list(tuning._installed), sorted(tuning._changed))
+    chat = sys.modules.get("llmstream.chat")
+    if chat is not None:
+        state["streams in flight (_Flow.active)"] = chat._Flow.active
+    return state
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_process_as_it_found_it() -> Iterator[None]:
+    """Fail the test that changes process-global state: the next test would inherit it, and
+    whether that test passes would depend on the order the tests ran in."""
+    with state_kept():
+        yield
+
+
+@contextmanager
+def state_kept() -> Iterator[None]:
+    """An AssertionError naming what the block left changed (see `_process_state`)."""
+    before, loggers = _process_state(), _loggers()
+    yield
+    after, loggers_after = _process_state(), _loggers()
+    changed = [name for name in before if after.get(name) != before[name]]
+    changed += [f"logger {name or 'root'!r}" for name in loggers if loggers_after.get(name) != loggers[name]]
+    if "environment" in changed:
+        env, env_after = before["environment"], after["environment"]
+        names = sorted(k for k in env.keys() | env_after.keys() if env.get(k) != env_after.get(k))  # type: ignore[union-attr]
+        changed[changed.index("environment")] = f"environment ({', '.join(names)})"
+    assert not changed, f"the test left process-global state changed: {'; '.join(changed)}"
+
+
+@contextmanager
+def process_kept() -> Iterator[None]:
+    """Restore the environment and every logger's configuration afterwards, for a test that
+    runs the app in-process (Gradio and uvicorn configure loggers and read the environment)."""
+    env, loggers = dict(os.environ), _loggers()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+        for name, (level, handlers, filters, propagate, disabled) in loggers.items():
+            logger = logging.getLogger(name or None)
+            ours = [h for h in logger.handlers if type(h).__module__.startswith("_pytest")]
+            logger.setLevel(level)
+            logger.handlers[:] = [*handlers, *ours]
+            logger.filters[:] = filters
+            logger.propagate, logger.disabled = propagate, disabled
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """The seed of the random order again at the end, where a person reading a failure looks."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None and not getattr(config.option, "randomly_dont_reorganize", False):
+        terminalreporter.write_line(f"tests ran in random order: rerun this order with --randomly-seed={seed}")
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,13 @@ picks the behaviour:
 
 - a recorded model (`llama3.1:8b`, `deepseek-r1:8b`, `gpt-oss:20b`, `qwen3:8b`) replays a
   real transcript from `tests/transcripts`, token by token;
-- `endless` streams until the client goes away, and records the disconnect;
+- `endless` streams until the client goes away, and records the disconnect; `endless-fast`
+  as fast as the client reads, a thousand words a line;
 - `bench` streams the tokens ` t0`, ` t1`, ... on a schedule read from the last user
   message (`id=NAME tokens=T rate=R`), and records when it sent each one, for the
   load benchmark's latency measurement (`GET /_scripted/sent`);
 - `fault-*` models fail in one way each (see `FAULTS`);
+- a model named in `scripts` streams exactly the lines given there (a test's hostile server);
 - `llava:7b` is the vision model (`vision` in `/api/show`); images sent to any other model
   are refused as the real servers do (Ollama: 500, an OpenAI-compatible server: 400);
 - any other name is a 404 "model not found", as Ollama answers; `gone:7b` is listed by
@@ -169,6 +171,7 @@ class ScriptedOllama:
     max_open_streams: int = 0
     connections: int = 0
     sent: dict[str, list[float]] = field(default_factory=dict)
+    scripts: dict[str, list[bytes]] = field(default_factory=dict)  # model -> the exact lines to stream
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,6 +179,9 @@ class ScriptedOllama:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # what a failing test prints: not every request and token time
+        return f"ScriptedOllama({self.url!r})"
 
     @property
     def url(self) -> str:
@@ -325,7 +331,12 @@ class ScriptedOllama:
                 {"object": "list", "data": [{"id": n, "object": "model"} for n in MODEL_NAMES + OPENAI_ONLY]},
             )
         model = body.get("model", "") if isinstance(body, dict) else ""
-        known = model in RECORDED or model in FAULTS or model in ("endless", "bench", *TWINS)
+        known = (
+            model in RECORDED
+            or model in FAULTS
+            or model in ("endless", "endless-fast", "bench", *TWINS)
+            or model in self.scripts
+        )
         if path == "/v1/chat/completions":
             if not (known or model in OPENAI_ONLY):
                 return await self._respond(
@@ -395,6 +406,12 @@ class ScriptedOllama:
                 await writer.drain()
                 return True
 
+            if model in self.scripts:  # exactly these lines, then a clean end of the response
+                for line in self.scripts[model]:
+                    await send(line)
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                return True
             if model.startswith("bench"):
                 params = _bench_params(body)
                 # a twin's tokens are timed apart: several stream for one id in a comparison
@@ -408,6 +425,12 @@ class ScriptedOllama:
                     await send(frame.token(f" t{i}"))
                     times.append(time.time())
                 return await finish(params["tokens"])
+            if model == "endless-fast":  # a server that ignores every limit: 1,000 words a line, at once
+                n = 0
+                while True:
+                    await send(frame.token("".join(f" w{n + i}" for i in range(1000))))
+                    n += 1000
+                    await asyncio.sleep(0)
             if model.startswith("endless"):
                 n = 0
                 while True:

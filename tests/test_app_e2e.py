@@ -28,8 +28,9 @@ def app(ollama):
     process.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client(app):
+    """A session of its own per test: a shared one carries the chat history from test to test."""
     return app.client()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -20,8 +21,9 @@ def app():
     process.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client(app):
+    """A session of its own per test: a shared one carries the chat history from test to test."""
     return app.client()
 
 
@@ -40,7 +42,19 @@ def test_the_radio_offers_the_embedded_model_and_the_page_says_so(app, client):
     assert [e["text"] for e in chat["examples"]][0].startswith("What is the capital of Australia")
 
 
+COMPLETE = re.compile(
+    r'^llmstream_chats_total\{backend="embedded",model="smollm2:135m \(embedded\)",outcome="complete"\} ([\d.]+)$', re.M
+)
+
+
+def completed(app) -> float:
+    """The app's count of embedded chats that completed (other tests on this app add theirs)."""
+    found = COMPLETE.search(httpx.get(f"{app.url}/metrics").text)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_a_streamed_english_answer(app, client):
+    before = completed(app)
     job = client.submit("Explain what a computer is.", EMBEDDED, api_name="/chat")
     updates = [list(u) for u in job]
     answer = plain(job.outputs()[-1])[-1]["content"]
@@ -48,7 +62,7 @@ def test_a_streamed_english_answer(app, client):
     assert len(answer.split()) >= 8 and english_words(answer) >= 3, answer
     assert httpx.get(f"{app.url}/readyz").text == "ready\n"  # the model is loaded
     metrics = httpx.get(f"{app.url}/metrics").text
-    assert 'llmstream_chats_total{backend="embedded",model="smollm2:135m (embedded)",outcome="complete"} 1.0' in metrics
+    assert completed(app) == before + 1
     assert "llmstream_embedded_busy_slots 0.0" in metrics and "llmstream_embedded_waiting_chats 0.0" in metrics
 
 

@@ -58,7 +58,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def page(server, browser):
+def app(server):
     app = AppProcess(
         {
             "OLLAMA_HOST": server.url,
@@ -66,14 +66,19 @@ def page(server, browser):
             "MODELS": "llama3.1:8b,gpt-oss:20b,endless,fault-slowstart,llava:7b",
         }
     )
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+def page(app, browser):
+    """A new visitor's page for each test (its own browser context: no tab, chat or saved
+    chats left by the test before, whichever ran first)."""
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(app.url)
     page.locator("textarea").first.wait_for()
     yield page
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
-    page.close()
-    app.stop()
+    page.context.close()
 
 
 def send(page, model: str, text: str) -> None:
@@ -196,6 +201,8 @@ def test_reasoning_shows_in_its_own_thinking_section(page):
     watch(page, lambda text: "soft, swift, fluffy" in text, timeout=20)
     answer = last_answer(page)
     assert "soft, swift, fluffy" in answer and "<think>" not in answer
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
 
 
 def test_stop_stops_a_long_answer(page, server):

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import gc
+import os
+from collections.abc import Iterator
+
 import gradio as gr
+import pytest
 from gradio.state_holder import SessionState
 
 from llmstream import gradio_tuning
 
 
+@pytest.fixture(autouse=True)
+def unpatched() -> Iterator[None]:
+    """Each test starts from Gradio as installed and leaves it so: whether a test passes must
+    not depend on another having patched Gradio first."""
+    gradio_tuning.undo()
+    yield
+    gradio_tuning.undo()
+
+
 def test_a_sessions_block_configs_are_built_when_needed_and_all_of_them_when_listed():
-    gradio_tuning.lazy_session_configs()
+    assert gradio_tuning.lazy_session_configs()
     assert not gradio_tuning.lazy_session_configs()  # applied once
     with gr.Blocks() as demo:
         box = gr.Textbox("hello", label="Message")
@@ -29,12 +43,13 @@ def test_a_sessions_block_configs_are_built_when_needed_and_all_of_them_when_lis
 
 def _session(demo: gr.Blocks) -> SessionState:
     state = SessionState.__new__(SessionState)
-    SessionState.__init__._original(state, demo)  # Gradio's own, every config built
+    gradio_init = getattr(SessionState.__init__, "_original", SessionState.__init__)
+    gradio_init(state, demo)  # Gradio's own, every config built
     return state
 
 
 def test_setting_a_state_stores_the_value_and_keeps_the_config_gradio_would_build():
-    assert gradio_tuning.quick_state_updates() in (True, False)
+    assert gradio_tuning.quick_state_updates()
     quick = SessionState.__setitem__
     assert quick._quick and not gradio_tuning.quick_state_updates()  # applied once
     with gr.Blocks() as demo:
@@ -54,7 +69,7 @@ def test_setting_a_state_stores_the_value_and_keeps_the_config_gradio_would_buil
 
 
 def test_states_with_change_listeners_are_found_as_gradio_finds_them():
-    gradio_tuning.remembered_state_listeners()
+    assert gradio_tuning.remembered_state_listeners()
     remembered = gr.Blocks.get_state_ids_to_track
     assert remembered._remembered and not gradio_tuning.remembered_state_listeners()
     with gr.Blocks() as demo:
@@ -77,7 +92,7 @@ def test_states_with_change_listeners_are_found_as_gradio_finds_them():
 
 
 def test_a_page_that_renders_keeps_gradios_own_scan():
-    gradio_tuning.remembered_state_listeners()
+    assert gradio_tuning.remembered_state_listeners()
     remembered = gr.Blocks.get_state_ids_to_track
     with gr.Blocks() as demo:
         count = gr.State(1)
@@ -105,3 +120,25 @@ def test_a_patch_whose_target_changed_does_nothing_and_says_so(caplog):
     assert gradio_tuning._expected(Elsewhere, "missing", ["self"]) is None
     assert "Elsewhere.__setitem__ is not what llmstream expects" in caplog.text
     assert gradio_tuning._expected(Elsewhere, "__setitem__", ["self", "key", "value"], "pass") is not None
+
+
+def test_undo_puts_back_gradio_the_environment_and_the_collector():
+    from gradio.blocks import Blocks
+
+    originals = (SessionState.__init__, SessionState.__setitem__, Blocks.get_state_ids_to_track)
+    frozen = gc.get_freeze_count()
+    analytics = os.environ.pop("GRADIO_ANALYTICS_CACHE_FREQUENCY", None)
+    try:
+        gradio_tuning.apply()
+        gradio_tuning.freeze_startup_objects()
+        assert (SessionState.__init__, SessionState.__setitem__, Blocks.get_state_ids_to_track) != originals
+        assert os.environ["GRADIO_ANALYTICS_CACHE_FREQUENCY"] == gradio_tuning.ANALYTICS_EVERY
+        assert gc.get_freeze_count() > frozen
+        gradio_tuning.undo()
+        assert (SessionState.__init__, SessionState.__setitem__, Blocks.get_state_ids_to_track) == originals
+        assert "GRADIO_ANALYTICS_CACHE_FREQUENCY" not in os.environ
+        assert gc.get_freeze_count() == frozen
+        assert gradio_tuning.lazy_session_configs()  # can be applied again
+    finally:
+        if analytics is not None:
+            os.environ["GRADIO_ANALYTICS_CACHE_FREQUENCY"] = analytics

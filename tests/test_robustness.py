@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import AppProcess, free_port, plain
+from conftest import AppProcess, free_port, plain, process_kept
 from gradio_queue import GradioQueue, reply_text, wait_until
 from scripted_ollama import ScriptedOllama
 
@@ -136,11 +136,18 @@ def rss_mb() -> float:
     return 0.0
 
 
-def test_1000_chats_with_a_third_stopped_leave_nothing_behind():
+def test_1000_chats_with_a_third_stopped_leave_nothing_behind(request):
     import app as app_module
     from llmstream import chat as chat_module
+    from llmstream import gradio_tuning
     from llmstream.settings import Settings
 
+    # The app runs in this process: afterwards, Gradio, the garbage collector, the environment
+    # and the loggers go back to what the next test expects.
+    request.addfinalizer(gradio_tuning.undo)
+    kept = process_kept()
+    kept.__enter__()
+    request.addfinalizer(lambda: kept.__exit__(None, None, None))
     server = ScriptedOllama().start()
     port = free_port()
     settings = Settings.load(

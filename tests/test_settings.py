@@ -85,10 +85,13 @@ def test_redactor_masks_every_form_of_the_credentials():
 
 def test_log_redaction_masks_secrets_in_records(caplog):
     redact = Redactor(["hunter22"])
-    install_log_redaction(redact)
+    undo = install_log_redaction(redact)
     logger = logging.getLogger("llmstream.test")
-    with caplog.at_level(logging.INFO):
-        logger.info("connecting with %s", "alice:hunter22")
+    try:
+        with caplog.at_level(logging.INFO):
+            logger.info("connecting with %s", "alice:hunter22")
+    finally:
+        undo()
     assert "hunter22" not in caplog.text and "alice:***" in caplog.text
 
 
@@ -105,7 +108,7 @@ def test_app_auth_pairs_and_share_warning():
     assert parse_pairs("a:1, b:2,") == [("a", "1"), ("b", "2")]
     assert Settings.load({"GRADIO_SHARE": True}, {}, None).launch_warnings()
     assert "anyone with the link" in Settings.load({}, {"GRADIO_SHARE": "true"}, None).launch_warnings()[0]
-    assert Settings.load({"GRADIO_SHARE": True, "APP_AUTH": "a:b"}, {}, None).launch_warnings() == []
+    assert Settings.load({"GRADIO_SHARE": True, "APP_AUTH": "a:bcde"}, {}, None).launch_warnings() == []
     assert Settings.load({}, {}, None).launch_warnings() == []
 
 
