@@ -56,12 +56,15 @@ def read_image(path: str | Path, max_bytes: int) -> Image:
     name = path.name
     try:
         length = path.stat().st_size
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
         raise BadInput(f"The attachment {name} could not be read.", hint="Attach it again.") from None
     if length > max_bytes:
-        digits = next((d for d in (1, 2, 3) if size(length, d) != size(max_bytes, d)), 3)
+        digits = next((d for d in (1, 2, 3) if size(length, d) != size(max_bytes, d)), 0)
+        shown, limit = (
+            (size(length, digits), size(max_bytes, digits)) if digits else (f"{length:,} bytes", f"{max_bytes:,} bytes")
+        )
         raise BadInput(
-            f"The image {name} is {size(length, digits)}; the limit is {size(max_bytes, digits)} per image.",
+            f"The image {name} is {shown}; the limit is {limit} per image.",
             hint="Attach a smaller image, or raise MAX_IMAGE_MB.",
         )
     data = path.read_bytes()

@@ -51,11 +51,16 @@ def _real(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
         raise BadInput(f"{name} must be a number; it was {shown}.", hint="Leave it out to use the model's own default.")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the largest float
+        number = math.inf
+    if not math.isfinite(number):
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:39] + "…"
         raise BadInput(
-            f"{name} must be a finite number; it was {value}.", hint="Leave it out to use the model's own default."
+            f"{name} must be a finite number; it was {shown}.", hint="Leave it out to use the model's own default."
         )
-    return float(value)
+    return number
 
 
 def _number(name: str, value: Any, low: float, high: float) -> float | None:

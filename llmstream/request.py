@@ -96,8 +96,11 @@ def turns(history: Sequence[dict[str, Any]]) -> list[Turn]:
     """What was said: user messages and answers, consecutive ones of a role joined into one."""
     out: list[Turn] = []
     for item in history:
-        role = item.get("role") if isinstance(item, dict) else None
-        meta = item.get("metadata") or {}
+        if not isinstance(item, dict):
+            continue  # not a message: nothing the model could be sent
+        role = item.get("role")
+        meta = item.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         if role not in ("user", "assistant") or meta.get("title") or meta.get("log"):
             continue  # Thinking, a waiting note, the figures: for people, not the model
         text, files = parts(item.get("content"))
@@ -117,10 +120,14 @@ def turns(history: Sequence[dict[str, Any]]) -> list[Turn]:
 
 
 def conversation(history: Sequence[dict[str, Any]], message: str, system_prompt: str = "") -> list[Message]:
-    """A text-only conversation: system prompt, past turns and the new message."""
+    """A text-only conversation: system prompt, past turns and the new message. A turn that was
+    only images is left out, and the turns it stood between are joined: roles still alternate."""
     messages: list[Message] = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages += [{"role": t.role, "content": t.text} for t in turns(history) if t.text]
-    messages.append({"role": "user", "content": message})
+    for turn in [t for t in turns(history) if t.text] + [Turn("user", message)]:
+        if messages and messages[-1]["role"] == turn.role:
+            messages[-1]["content"] = "\n\n".join(t for t in (messages[-1]["content"], turn.text) if t)
+        else:
+            messages.append({"role": turn.role, "content": turn.text})
     return messages
 
 
@@ -130,7 +137,7 @@ def inside(path: str, roots: Sequence[Path] | None) -> bool:
         return True
     try:
         resolved = Path(path).resolve()
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # ValueError: a NUL byte in the path
         return False
     return any(resolved.is_relative_to(root) for root in roots)
 
@@ -138,7 +145,7 @@ def inside(path: str, roots: Sequence[Path] | None) -> bool:
 def file_size(path: str) -> int:
     try:
         return Path(path).stat().st_size
-    except OSError:
+    except (OSError, ValueError):
         return 0
 
 

@@ -7,11 +7,12 @@ read, the environment is not touched). Credentials become `Secret`s on the way i
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -175,7 +176,12 @@ class Source:
 
 
 def _number(
-    source: Source, name: str, default: float, kind: Callable[[str], float] = float, minimum: float = 0
+    source: Source,
+    name: str,
+    default: float,
+    kind: Callable[[str], float] = float,
+    minimum: float = 0,
+    maximum: float = math.inf,
 ) -> float:
     raw = source.get(name)
     if raw is None or raw.strip() == "":
@@ -186,6 +192,8 @@ def _number(
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {raw!r}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {raw!r}")
     return value
 
 
@@ -227,7 +235,7 @@ def parse_base_url(value: str | None) -> str | None:
         raise ValueError(f"OPENAI_BASE_URL must be an http(s) URL such as http://127.0.0.1:8000/v1, not {shown!r}")
     if parts.query or parts.fragment:
         raise ValueError("OPENAI_BASE_URL must not have a query string; put a key in OPENAI_API_KEY")
-    return value.rstrip("/")
+    return urlunsplit(parts._replace(scheme=parts.scheme.lower())).rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -310,7 +318,7 @@ class Settings:
             app_auth=tuple(parse_pairs(source.get("APP_AUTH") or "")),
             share=parse_bool(source.get("GRADIO_SHARE")),
             server_name=source.get("GRADIO_SERVER_NAME") or "127.0.0.1",
-            server_port=int(_number(source, "GRADIO_SERVER_PORT", 7860, int, 0)),
+            server_port=int(_number(source, "GRADIO_SERVER_PORT", 7860, int, 0, 65535)),
         )
         settings.check_secrets(from_url=url_auth is not None and not auth_value)
         return settings

@@ -9,7 +9,9 @@ picks the behaviour:
 - a recorded model (`llama3.1:8b`, `deepseek-r1:8b`, `gpt-oss:20b`, `qwen3:8b`) replays a
   real transcript from `tests/transcripts`, token by token;
 - `endless` streams until the client goes away, and records the disconnect; `endless-fast`
-  as fast as the client reads, a thousand words a line;
+  as fast as the client reads, a thousand words a line, until the client goes away or
+  (a safety bound, far past any cap a test sets) 50 MB were sent, then ends without done,
+  so that a client whose cap is broken fails its test instead of hanging it;
 - `bench` streams the tokens ` t0`, ` t1`, ... on a schedule read from the last user
   message (`id=NAME tokens=T rate=R`), and records when it sent each one, for the
   load benchmark's latency measurement (`GET /_scripted/sent`);
@@ -61,6 +63,9 @@ FAULTS = {
 }
 
 PREFIX = ["Sure", "!", " Here", " is", " the", " start"]
+# `endless-fast` stops after this many words (about 50 MB): 250 times the default answer cap.
+ENDLESS_FAST_WORDS = 7_000_000
+
 # Twins of `endless` and `fault-slowstart`, so that several can stream side by side (Compare).
 TWINS = ["endless-2", "fault-slowstart-2", "fault-slowstart-3", "bench-2", "bench-3", "bench-4"]
 MODEL_NAMES = [*RECORDED, "endless", "bench", "gone:7b", *FAULTS, *TWINS]
@@ -427,10 +432,13 @@ class ScriptedOllama:
                 return await finish(params["tokens"])
             if model == "endless-fast":  # a server that ignores every limit: 1,000 words a line, at once
                 n = 0
-                while True:
+                while n < ENDLESS_FAST_WORDS:
                     await send(frame.token("".join(f" w{n + i}" for i in range(1000))))
                     n += 1000
                     await asyncio.sleep(0)
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                return True
             if model.startswith("endless"):
                 n = 0
                 while True:

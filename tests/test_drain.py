@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import httpx
@@ -23,11 +24,15 @@ def started(job) -> None:
             return
 
 
-def wait_exit(app: AppProcess, seconds: float) -> int | None:
+def wait_exit(app: AppProcess, seconds: float) -> int:
+    """The exit code; if the app is still running after `seconds`, a failure that shows where
+    each of its threads was (faulthandler prints them on SIGABRT) and the end of its log."""
     try:
         return app.proc.wait(seconds)
-    except Exception:
-        return None
+    except subprocess.TimeoutExpired:
+        app.proc.send_signal(signal.SIGABRT)
+        app.proc.wait(10)
+        raise AssertionError(f"the app did not exit in {seconds} s:\n{app.output()[-6000:]}") from None
 
 
 def test_sigterm_lets_the_chats_in_flight_finish_and_refuses_new_ones(ollama):

@@ -145,6 +145,20 @@ async def chat_once(b, model: str, message: str = "hi") -> list[dict[str, Any]]:
     return updates[-1]
 
 
+def shown_for(ollama, protocol: str, parts: list[dict[str, Any]]) -> list[str]:
+    """What a person reads (no Thinking or figures) after the server sends these parts."""
+    model = script(ollama, wire(protocol, parts))
+
+    async def go():
+        b = backend(protocol, ollama.url)
+        try:
+            return await chat_once(b, model)
+        finally:
+            await b.aclose()
+
+    return [m["content"] for m in asyncio.run(go()) if not m.get("metadata")]
+
+
 def script(ollama, lines: list[bytes]) -> str:
     name = f"hostile-{next(_names)}"
     ollama.scripts[name] = lines
@@ -225,17 +239,7 @@ def test_a_done_that_is_not_true_or_false_is_never_a_silent_end(ollama, done):
     """`"done": "soon"` once ended the answer after three tokens without a word."""
     parts = ollama_parts()
     parts[3]["done"] = done
-    model = script(ollama, wire("ollama", parts))
-
-    async def go():
-        b = backend("ollama", ollama.url)
-        try:
-            return await chat_once(b, model)
-        finally:
-            await b.aclose()
-
-    shown = [m["content"] for m in asyncio.run(go()) if not m.get("metadata")]
-    assert shown == [
+    assert shown_for(ollama, "ollama", parts) == [
         "Sure! Here",
         WARNING + f"The server sent something unexpected: `done` was {kind(done)} where true or false belongs. "
         "The answer so far is kept. Try again; if it happens again, check that the server speaks the API it is set up as.",
@@ -246,17 +250,7 @@ def test_an_answer_that_ends_without_done_says_it_was_cut(ollama):
     """`done` left out everywhere: the stream ends with no end marker, and the reader is told."""
     parts = ollama_parts()
     del parts[-1]["done"]
-    model = script(ollama, wire("ollama", parts))
-
-    async def go():
-        b = backend("ollama", ollama.url)
-        try:
-            return await chat_once(b, model)
-        finally:
-            await b.aclose()
-
-    shown = [m["content"] for m in asyncio.run(go()) if not m.get("metadata")]
-    assert shown == [
+    assert shown_for(ollama, "ollama", parts) == [
         "Sure! Here it is.",
         WARNING
         + "The answer was cut off: the server closed the stream before it finished. The server may have restarted or run out of memory; try again.",

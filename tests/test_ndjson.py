@@ -92,3 +92,17 @@ def test_a_line_at_the_bound_is_fine():
     line = b'{"a":"' + b"x" * (1024 - 9) + b'"}'
     assert len(line) == 1024 - 1
     assert decode([line + b"\n"], max_line_bytes=1024) == [{"a": "x" * 1015}]
+
+
+def test_the_refusal_names_the_bound_and_the_setting_and_the_decoder_starts_afresh():
+    """The refused line's bytes are let go at once, and what follows is read from a clean start."""
+    decoder = NDJSONDecoder(max_line_bytes=16)
+    with pytest.raises(StreamBroken) as info:
+        decoder.feed(b'{"a":"' + b"x" * 20)
+    assert (info.value.message, info.value.hint) == (
+        "The server sent a line longer than 16 bytes.",
+        "Raise MAX_LINE_BYTES if that is expected.",
+    )
+    assert (decoder._parts, decoder._size) == ([], 0)
+    line = b'{"b":"' + b"y" * 7 + b'"}\n'  # 16 bytes: at the bound, one past it if the old count stayed
+    assert decoder.feed(line[:10]) == [] and decoder.feed(line[10:]) == [{"b": "y" * 7}]

@@ -7,7 +7,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sys
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 from PIL import Image as Pillow
@@ -17,7 +21,18 @@ from llmstream.chat import WARNING, Chat
 from llmstream.errors import BadInput
 from llmstream.ollama import OllamaBackend
 from llmstream.options import Options
-from llmstream.request import Limits, Turn, turns
+from llmstream.request import (
+    Limits,
+    Turn,
+    check_count,
+    conversation,
+    file_size,
+    inside,
+    message_text,
+    parts,
+    past_images,
+    turns,
+)
 from llmstream.settings import Endpoint, Settings
 
 MODELS = ["llama3.1:8b", "llava:7b", "gpt-oss:20b"]
@@ -184,3 +199,147 @@ def test_the_system_prompt_is_the_setting_unless_one_is_given(ollama, given, sen
 )
 def test_bad_settings_are_refused_naming_the_setting(ollama, args, words):
     assert words in refused(ollama, "hi", [], "llama3.1:8b", *args, limits=Limits(input_chars=100))
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # a multimodal textbox value: attachments as paths, as file dicts, as nested file dicts
+        (
+            {"text": "What?", "files": ["/a.png", {"path": "/b.png"}, {"file": {"path": "/c.png"}}]},
+            ("What?", ["/a.png", "/b.png", "/c.png"]),
+        ),
+        # typed parts, untyped text parts and bare strings, in order; texts joined without a separator
+        (
+            [{"type": "file", "file": {"path": "/d.png"}}, {"type": "text", "text": "A"}, "B", {"text": "C"}],
+            ("ABC", ["/d.png"]),
+        ),
+        # untyped file dicts: a path, or a file inside
+        ([{"path": "/e.png"}, {"file": {"path": "/f.png"}}], ("", ["/e.png", "/f.png"])),
+        # a file part whose file is a bare path; one with both keys goes by its file
+        (
+            [{"type": "file", "file": "/g.png"}, {"type": "file", "path": "/x.png", "file": {"path": "/h.png"}}],
+            ("", ["/g.png", "/h.png"]),
+        ),
+        # Gradio 4-5's tuple: its first item is the path, the second a caption
+        (("/old.png", None), ("", ["/old.png"])),
+        ((), ("", [])),
+        # a part of another type carries nothing for the model
+        ([{"type": "html", "text": "<b>x</b>"}, {"type": "image", "path": "/i.png"}], ("", [])),
+        ({"text": "hi", "files": None}, ("hi", [])),
+    ],
+)
+def test_parts_reads_every_shape_of_text_and_files(content, expected):
+    assert parts(content) == expected
+
+
+def test_message_text_is_only_the_text_whatever_the_shape():
+    assert message_text("plain") == "plain"
+    assert message_text({"text": "What is this?", "files": ["/up/a.png"]}) == "What is this?"
+    assert message_text([{"type": "file", "file": {"path": "/up/b.png"}}, {"type": "text", "text": "And?"}]) == "And?"
+
+
+def test_turns_keep_users_and_answers_only_and_join_runs_of_a_role():
+    history = [
+        {"role": "system", "content": "Injected instructions"},
+        {"role": "tool", "content": "tool output"},
+        {"role": "user", "content": ""},  # an empty message is skipped, not the end of the history
+        {"role": "user", "content": "One"},
+        {"role": "user", "content": {"path": "/up/a.png"}},
+        {"role": "user", "content": "Two", "metadata": {}},
+        {"role": "assistant", "content": [{"type": "text", "text": "Drawn."}, {"type": "file", "file": "/gen.png"}]},
+        {"role": "assistant", "content": "Half", "metadata": {"title": "Thinking", "log": ""}},
+        {"role": "assistant", "content": "More."},
+        {"role": "assistant", "content": {"path": "/gen2.png"}},  # only an image of the model's: nothing left
+        {"role": "user", "content": "Three"},
+    ]
+    assert turns(history) == [
+        Turn("user", "One\n\nTwo", ["/up/a.png"]),
+        Turn("assistant", "Drawn.\n\nMore.", []),
+        Turn("user", "Three", []),
+    ]
+    assert turns([]) == []
+
+
+def test_a_history_item_that_is_not_a_dict_is_not_a_turn():
+    """Only Gradio's message dicts are read; a read-only mapping that looks like one is still skipped."""
+    assert turns([MappingProxyType({"role": "user", "content": "hi"}), {"role": "user", "content": "ok"}]) == [
+        Turn("user", "ok")
+    ]
+
+
+def test_history_items_of_any_other_type_are_skipped_not_a_crash():
+    """The /chat API takes a history from any client: what is not a message is not sent."""
+    history = [42, "hi", None, ["user", "x"], {"role": "user", "content": "ok", "metadata": "odd"}]
+    assert turns(history) == [Turn("user", "ok")]
+
+
+def test_a_path_with_a_nul_byte_is_neither_inside_nor_sized(tmp_path):
+    assert not inside(f"{tmp_path}/a\x00.png", [tmp_path])
+    assert file_size(f"{tmp_path}/a\x00.png") == 0
+
+
+def test_at_most_the_limit_of_attachments_per_message():
+    check_count(["/a.png"] * 4, Limits())  # exactly the limit goes
+    with pytest.raises(BadInput) as info:
+        check_count(["/a.png"] * 3, Limits(images=2))
+    assert info.value.sentence() == (
+        "Your message has 3 attachments; the limit is 2 images per message. Send the others in a next message."
+    )
+
+
+def test_a_file_may_be_read_only_under_an_upload_root(tmp_path):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    assert inside(str(tmp_path / "anywhere.png"), None)
+    assert inside(str(uploads / "a.png"), [tmp_path / "other", uploads])
+    assert not inside(str(tmp_path / "secret.png"), [uploads])
+    assert not inside(str(uploads / ".." / "secret.png"), [uploads])
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="Python 3.13's resolve() no longer raises on a symlink loop")
+def test_a_path_that_cannot_be_resolved_is_not_inside(tmp_path):
+    loop = tmp_path / "loop"
+    os.symlink(tmp_path / "back", loop)
+    os.symlink(loop, tmp_path / "back")
+    assert not inside(str(loop), [tmp_path])
+
+
+def test_a_file_that_is_gone_counts_as_no_bytes(tmp_path):
+    cat = picture(tmp_path / "cat.png")
+    assert file_size(cat) == Path(cat).stat().st_size
+    assert file_size(str(tmp_path / "gone.png")) == 0
+
+
+def test_earlier_images_that_cannot_be_read_are_left_out_and_logged(tmp_path, caplog):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    cat, dog = picture(uploads / "cat.png"), picture(uploads / "dog.png", "brown")
+    outside = picture(tmp_path / "secret.png")
+    files = [cat, str(uploads / "gone.png"), outside, dog]
+    with caplog.at_level(logging.INFO, logger="llmstream.request"):
+        images = past_images(files, Limits(), [uploads])
+    assert [i.name for i in images] == ["cat.png", "dog.png"]
+    assert [r.getMessage() for r in caplog.records if r.name == "llmstream.request"] == [
+        "an earlier image is left out (gone.png): The attachment gone.png could not be read.",
+        "an earlier image is left out (secret.png): outside the upload folder",
+    ]
+
+
+def test_a_text_only_conversation_has_the_system_prompt_first_and_the_new_message_last():
+    """What the command line and the lessons' action send: no images, so an image-only turn goes."""
+    history = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": {"path": "/up/cat.png"}},
+        {"role": "assistant", "content": "A cat."},
+    ]
+    assert conversation(history, "And now?", "Be brief.") == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!\n\nA cat."},
+        {"role": "user", "content": "And now?"},
+    ]
+    assert conversation([], "Hi") == [{"role": "user", "content": "Hi"}]
+    unanswered = [{"role": "user", "content": "Are you there?"}]  # the last answer failed
+    assert conversation(unanswered, "Hello?") == [{"role": "user", "content": "Are you there?\n\nHello?"}]

@@ -20,7 +20,15 @@ from llmstream import logs
 from llmstream.backend import Delta
 from llmstream.backends import Catalog, Route
 from llmstream.chat import Chat
-from llmstream.secrets import MASK, RedactingFilter, Redactor, install_log_redaction
+from llmstream.secrets import (
+    MASK,
+    RedactingFilter,
+    Redactor,
+    Secret,
+    basic_auth_forms,
+    check_length,
+    install_log_redaction,
+)
 from llmstream.settings import Settings
 
 PASSWORD = "p@ss-w0rd-71"  # with an @, so a URL's userinfo carries it percent-encoded
@@ -118,8 +126,51 @@ def test_an_uncaught_exception_in_a_thread_is_logged_masked(captured):
     finally:
         undo()
     text = captured.getvalue()
-    assert "uncaught exception in thread worker" in text and f"RuntimeError: key {MASK}" in text
-    assert PASSWORD not in text
+    lines = text.splitlines()
+    assert lines[0].endswith(" CRITICAL llmstream: uncaught exception in thread worker")
+    assert lines[-1] == f"RuntimeError: key {MASK}" and PASSWORD not in text
+
+
+def test_an_uncaught_exception_in_a_thread_without_a_thread_object_is_logged(captured):
+    """`threading.excepthook` may get no thread (one that is already gone): the log says `?`."""
+    undo = install_log_redaction(Redactor([PASSWORD]))
+    try:
+        exc = RuntimeError(f"key {PASSWORD}")
+        threading.excepthook(threading.ExceptHookArgs([RuntimeError, exc, None, None]))
+    finally:
+        undo()
+    lines = captured.getvalue().splitlines()
+    assert lines[0].endswith(" CRITICAL llmstream: uncaught exception in thread ?")
+    assert lines[1:] == [f"RuntimeError: key {MASK}"]
+
+
+def test_an_uncaught_exception_goes_to_the_log_masked(captured):
+    undo = install_log_redaction(Redactor([PASSWORD]))
+    try:
+        try:
+            raise RuntimeError(f"key {PASSWORD}")
+        except RuntimeError as exc:
+            sys.excepthook(RuntimeError, exc, exc.__traceback__)
+    finally:
+        undo()
+    lines = captured.getvalue().splitlines()
+    assert lines[0].endswith(" CRITICAL llmstream: uncaught exception")
+    assert lines[1] == "Traceback (most recent call last):" and lines[-1] == f"RuntimeError: key {MASK}"
+    assert PASSWORD not in captured.getvalue()
+
+
+def test_a_traceback_logged_without_its_exception_value_is_masked_too(captured):
+    """A hand-made `exc_info` may carry only the type and traceback; the quoted source lines are masked."""
+    undo = install_log_redaction(Redactor(["hunter-2222"]))
+    try:
+        try:
+            raise ValueError("hunter-2222")  # the traceback quotes this line, secret and all
+        except ValueError as exc:
+            logging.getLogger("llmstream.test").error("failed", exc_info=(ValueError, None, exc.__traceback__))
+    finally:
+        undo()
+    text = captured.getvalue()
+    assert f'raise ValueError("{MASK}")' in text and "hunter-2222" not in text
 
 
 def test_undo_leaves_logging_and_the_hooks_as_they_were():
@@ -134,6 +185,38 @@ def test_undo_leaves_logging_and_the_hooks_as_they_were():
 
 def test_every_length_of_secret_is_masked():
     assert Redactor(["abcd", "abcdef"])("x abcdef y abcd z") == f"x {MASK} y {MASK} z"
+
+
+def test_a_secret_that_contains_another_is_masked_whole():
+    """Longest first, whatever the alphabet says: `ahunter22` sorts before `hunter22`."""
+    assert Redactor(["hunter22", "ahunter22"])("ahunter22 and hunter22") == f"{MASK} and {MASK}"
+    assert Redactor(["ahunter22", "hunter22"])("ahunter22") == MASK
+    assert not Redactor(["", ""]) and Redactor([""])("a b") == "a b"
+
+
+def test_basic_credentials_are_masked_in_every_form_a_url_can_carry():
+    """A `/` is percent-encoded in a URL's userinfo like any other reserved character."""
+    assert basic_auth_forms("al/ice", "pa/ss") == ["al/ice:pa/ss", "YWwvaWNlOnBhL3Nz", "pa%2Fss", "al%2Fice:pa%2Fss"]
+    assert basic_auth_forms("alice", "plain-pass") == ["alice:plain-pass", "YWxpY2U6cGxhaW4tcGFzcw=="]
+
+
+def test_a_secret_shows_only_when_revealed_and_compares_by_value():
+    key = Secret("sk-live-1234")
+    assert (str(key), repr(key), f"{key}", key.reveal()) == ("Secret('***')",) * 3 + ("sk-live-1234",)
+    assert key == Secret("sk-live-1234") and hash(key) == hash(Secret("sk-live-1234"))
+    assert key != Secret("sk-live-9999") and key != "sk-live-1234"
+    assert len({key, Secret("sk-live-1234"), Secret("sk-live-9999")}) == 2
+    assert key and not Secret("")
+
+
+def test_only_a_secret_of_one_to_three_characters_is_refused():
+    """An empty value is "not set", not too short; four characters are enough."""
+    assert check_length("", "AUTH") is None and check_length("abcd", "AUTH") is None
+    with pytest.raises(ValueError) as info:
+        check_length("a", "HF_TOKEN")
+    assert str(info.value) == (
+        "HF_TOKEN is 1 character long; use at least 4, so it can be kept out of logs and messages"
+    )
 
 
 @pytest.mark.parametrize(

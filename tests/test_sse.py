@@ -98,3 +98,26 @@ def test_an_oversized_event_is_refused(chunk_size):
     many = b"".join(b"data: " + b"y" * 100 + b"\n" for _ in range(20)) + b"\n"
     with pytest.raises(StreamBroken):
         SSEDecoder(max_event_bytes=1024).feed(many)
+
+
+def test_the_refusal_names_the_bound_and_the_setting_and_the_decoder_starts_afresh():
+    """The refused event's bytes are let go at once, and what follows is read from a clean start."""
+    decoder = SSEDecoder(max_event_bytes=16)
+    with pytest.raises(StreamBroken) as info:
+        decoder.feed(b"data: " + b"x" * 20)
+    assert (info.value.message, info.value.hint) == (
+        "The server sent an event larger than 16 bytes.",
+        "Raise MAX_LINE_BYTES if that is expected.",
+    )
+    assert (decoder._pending, decoder._data, decoder._size) == (b"", [], 0)
+    assert [e.data for e in decoder.feed(b"data: ok\n\n")] == ["ok"]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(OPENAI)), max_size=8))
+@settings(max_examples=150, deadline=None)
+def test_data_only_decoding_gives_each_events_data_however_the_bytes_are_split(cuts):
+    """`feed_data` takes a fast path for a whole one-line event and the full decoder otherwise."""
+    decoder = SSEDecoder()
+    data = [d for chunk in split_at(OPENAI, cuts) for d in decoder.feed_data(chunk)]
+    assert data == [e.data.encode() for e in decode([OPENAI])]
+    assert decoder.feed_data(b"data: a\n\ndata: b\n\n") == [b"a", b"b"]

@@ -45,6 +45,8 @@ def test_deltas_without_text_start_no_clock_and_count_nothing():
 
 def test_no_rate_for_one_token_or_no_time_between_first_and_last():
     assert metered((10.5, Delta("a", done=True))).line() == "1 token · first token 0.50 s"
+    one_then_the_end = metered((10.5, Delta("a")), (11.5, Delta(done=True)))  # time passed, but no second token
+    assert one_then_the_end.line() == "1 token · first token 0.50 s"
     same_moment = metered((10.5, Delta("a")), (10.5, Delta("b", done=True)))
     assert same_moment.line() == "2 tokens · first token 0.50 s"
     unfinished = metered((10.5, Delta("a")), (11.5, Delta("b")))

@@ -10,7 +10,7 @@ from conftest import TRANSCRIPTS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmstream.think import BracketThink, ThinkSplitter, brackets
+from llmstream.think import Bracketed, BracketThink, ThinkSplitter, brackets
 
 INLINE = sorted(TRANSCRIPTS.glob("generate-deepseek-r1*.ndjson")) + sorted(TRANSCRIPTS.glob("generate-qwen3*.ndjson"))
 
@@ -105,3 +105,66 @@ def test_brackets_for_a_separate_thinking_field():
     assert text == "[think]We need to[/think]Hi"
     out = BracketThink()
     assert out.render(True, "unfinished") + out.close() == "[think]unfinished[/think]"
+
+
+def test_each_feed_emits_everything_but_a_possible_partial_tag():
+    """Text is held back only from a `<` that could still become a tag, never earlier, never more."""
+    splitter = ThinkSplitter()
+    assert splitter.feed("") == []
+    assert splitter.feed("a < b") == [(False, "a < b")]
+    assert splitter.feed("x <b>y</b>") == [(False, "x <b>y</b>")]
+    assert splitter.feed("so <th") == [(False, "so ")]
+    assert splitter.feed("ink>hm</") == [(True, "hm")]
+    assert splitter.feed("think>ok <") == [(False, "ok ")]
+    assert splitter.flush() == [(False, "<")]
+    assert splitter.flush() == []
+    assert splitter.feed("done") == [(False, "done")]
+
+
+def test_a_fresh_splitter_flushes_nothing():
+    splitter = ThinkSplitter()
+    assert splitter.flush() == []
+    assert splitter.feed("<think>") == []
+    assert splitter.flush() == []
+    assert splitter.thinking is True
+
+
+def test_render_of_empty_text_neither_writes_nor_switches():
+    out = BracketThink()
+    assert out.render(True, "") == ""
+    assert out.render(False, "answer") == "answer"
+    assert out.render(True, "why") == "[think]why"
+    assert out.render(False, "") == ""
+    assert out.render(True, " more") == " more"
+
+
+def test_close_ends_reasoning_once_and_then_reopens_cleanly():
+    out = BracketThink()
+    assert out.close() == ""
+    out.render(True, "why")
+    assert out.close() == "[/think]"
+    assert out.close() == ""
+    assert out.render(False, "answer") == "answer"
+    assert out.render(True, "again") == "[think]again"
+
+
+def test_bracketed_wraps_a_separate_thinking_field_and_inline_tags():
+    plain = Bracketed()
+    assert plain.feed("", thinking="We need") == "[think]We need"
+    assert plain.feed("", thinking=" to") == " to"
+    assert plain.feed("Hi", thinking=" go") == " go[/think]Hi"
+    assert plain.feed(" <think>hm</think> there") == " [think]hm[/think] there"
+    assert plain.feed("", done=True) == ""
+    assert plain.close() == ""
+    unfinished = Bracketed()
+    assert unfinished.feed("", thinking="still") == "[think]still"
+    assert unfinished.feed("", done=True) == ""
+    assert unfinished.close() == "[/think]"
+
+
+def test_done_flushes_text_held_back_as_a_possible_tag():
+    plain = Bracketed()
+    assert plain.feed("a <thi") == "a "
+    assert plain.feed("", done=True) == "<thi"
+    assert brackets(["a <thi"]) == "a <thi"
+    assert brackets(["<think>x <"]) == "[think]x <[/think]"
