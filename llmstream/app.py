@@ -130,15 +130,15 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(settings.log_level, settings.log_format)
     if replicas:
         sys.exit(run_replicas(replicas, settings))
-    demo, chat = create(settings)
-    drain = Drain(_services[demo], settings.drain_seconds, chat.catalog.aclose)
-    drain.install()
-    launch(demo, settings, prevent_thread_lock=True)
-    try:
+    try:  # Ctrl-C at any point, start-up included: no drain, no wait for open streams, no traceback
+        demo, chat = create(settings)
+        drain = Drain(_services[demo], settings.drain_seconds, chat.catalog.aclose)
+        drain.install()
+        launch(demo, settings, prevent_thread_lock=True)
         while not drain.done.wait(0.2):
             pass
         log.info("drained: exiting")
-    except KeyboardInterrupt:  # Ctrl-C in a terminal: no drain, no wait for open streams
+    except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr, flush=True)
         sys.exit(130)
     demo.close(verbose=False)

@@ -100,3 +100,15 @@ def test_ctrl_c_stays_quick(ollama):
         assert time.monotonic() - sent < 5
     finally:
         app.stop()
+
+
+def test_ctrl_c_while_the_app_is_still_starting_reads_interrupted_not_a_traceback(ollama):
+    """The page answers before `launch()` returns (Gradio then checks its own URL): Ctrl-C in
+    that moment used to end in a traceback and exit 1."""
+    app = AppProcess({"OLLAMA_HOST": ollama.url, "BACKEND": "ollama"})
+    try:
+        os.kill(app.proc.pid, signal.SIGINT)  # at once: the page has just answered
+        assert wait_exit(app, 10) == 130
+        assert "Interrupted." in app.output() and "Traceback" not in app.output()
+    finally:
+        app.stop()
