@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import weakref
 from typing import Any
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(settings.log_level, settings.log_format)
     if replicas:
         sys.exit(run_replicas(replicas, settings))
+    # Ctrl-C and `kill -INT` stop a server however it was started, as with uvicorn and the replica
+    # launcher: a shell script's `python app.py &` starts it with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:  # Ctrl-C at any point, start-up included: no drain, no wait for open streams, no traceback
         demo, chat = create(settings)
         drain = Drain(_services[demo], settings.drain_seconds, chat.catalog.aclose)

@@ -141,7 +141,7 @@ def ollama() -> Iterator[ScriptedOllama]:
 class AppProcess:
     """`python app.py` in a subprocess, with its combined output kept for inspection."""
 
-    def __init__(self, env: dict[str, str], args: list[str] = ()) -> None:
+    def __init__(self, env: dict[str, str], args: list[str] = (), sigint_ignored: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"llmstream-app-{self.port}.log"
@@ -150,8 +150,11 @@ class AppProcess:
         }
         full_env.update({"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env})
         self._log = open(self.log_path, "w")  # noqa: SIM115 -- the subprocess writes to it until stop() closes it
+        command = [sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *args]
+        if sigint_ignored:  # as a shell script's `python app.py &` starts it: SIGINT ignored, inherited through exec
+            command = ["sh", "-c", "trap '' INT; exec \"$@\"", "sh", *command]
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *args],
+            command,
             cwd=ROOT,
             env=full_env,
             stdout=self._log,

@@ -112,3 +112,17 @@ def test_ctrl_c_while_the_app_is_still_starting_reads_interrupted_not_a_tracebac
         assert "Interrupted." in app.output() and "Traceback" not in app.output()
     finally:
         app.stop()
+
+
+def test_ctrl_c_stops_the_app_a_shell_script_started_in_the_background(ollama):
+    """`python app.py &` in a script starts it with SIGINT ignored; like uvicorn and the replica
+    launcher, the app takes SIGINT itself, so Ctrl-C (and `kill -INT`) still stop it at once."""
+    app = AppProcess({"OLLAMA_HOST": ollama.url, "BACKEND": "ollama"}, sigint_ignored=True)
+    try:
+        job = app.client().submit("go on forever", "endless", api_name="/chat")
+        started(job)
+        os.kill(app.proc.pid, signal.SIGINT)
+        assert wait_exit(app, 10) == 130
+        assert "Interrupted." in app.output() and "Traceback" not in app.output()
+    finally:
+        app.stop()
