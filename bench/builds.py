@@ -33,8 +33,8 @@ PROMPTS = ["Tell me a story about a dragon.", "Tell me a story about a comet.", 
 async def measure() -> dict[str, object]:
     """In the build's process: what this llama.cpp gives the engine."""
     sys.path.insert(0, str(ROOT))
-    from llmstream.batching import Sampling
-    from llmstream.embedded import EmbeddedBackend
+    from llmstream.backends.embedded.backend import EmbeddedBackend
+    from llmstream.backends.embedded.batching import Sampling
 
     backend = EmbeddedBackend(parallel=4)
     sampling = Sampling(temperature=0, max_tokens=TOKENS)

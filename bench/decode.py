@@ -32,8 +32,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llmstream.ndjson import NDJSONDecoder  # noqa: E402
-from llmstream.sse import SSEDecoder  # noqa: E402
+from llmstream.codecs.ndjson import NDJSONDecoder  # noqa: E402
+from llmstream.codecs.sse import SSEDecoder  # noqa: E402
 
 MIN_LINES = 100_000
 

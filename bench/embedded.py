@@ -14,7 +14,7 @@ Two references run in the same invocation:
   `../shared/tools/build-llama-tools.sh`): what batched decoding gives on this machine.
 
 Every model loads with the app's weight-repacking choice (`EMBEDDED_REPACK`, see
-`llmstream/repack.py`): llama-batched-bench gets `--no-repack` where the app repacks nothing.
+`llmstream/backends/embedded/repack.py`): llama-batched-bench gets `--no-repack` where the app repacks nothing.
 
 Run: `python bench/embedded.py [--llama-tools /tmp/llama-tools]` (about 4 minutes on 2 cores).
 """
@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from gradio_queue import GradioQueue, reply_text  # noqa: E402
 
 from bench.load import free_port, pct, start, stop  # noqa: E402
-from llmstream import repack  # noqa: E402
-from llmstream.embedded import DEFAULT_PARALLEL, default_model_path  # noqa: E402
+from llmstream.backends.embedded import repack  # noqa: E402
+from llmstream.backends.embedded.backend import DEFAULT_PARALLEL, default_model_path  # noqa: E402
 
 MODEL = "smollm2:135m (embedded)"
 TOKENS = 128

@@ -1,6 +1,6 @@
 """What llama.cpp's weight repacking is worth: tokens/s with it and without, per model.
 
-`EMBEDDED_REPACK=auto` turns repacking off on CPUs with AMX (see `llmstream/repack.py`).
+`EMBEDDED_REPACK=auto` turns repacking off on CPUs with AMX (see `llmstream/backends/embedded/repack.py`).
 This measures what that choice costs, and what repacking gives where it is safe, with
 llama.cpp's own `llama-bench` (the reference: no app, no Python) run on the same model with
 `--repack 1` and `--repack 0`, each in its own process (a crash of one is reported as such,
@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llmstream import hub  # noqa: E402
-from llmstream.embedded import default_model_path  # noqa: E402
+from llmstream.backends.embedded import hub  # noqa: E402
+from llmstream.backends.embedded.backend import default_model_path  # noqa: E402
 
 
 def model_path(spec: str) -> Path:

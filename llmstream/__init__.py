@@ -4,7 +4,11 @@ Nothing is built at import time: settings are read when `Settings.load()` is cal
 clients are made by the backends that need them.
 """
 
-from .backend import Backend, Delta, Stats
+from llmstream.backends.protocol import Backend, Delta, Stats
+from llmstream.codecs.errors import DecodeError
+from llmstream.codecs.ndjson import NDJSONDecoder
+from llmstream.codecs.think import BracketThink, ThinkSplitter, brackets
+
 from .chat import Chat, conversation, replies
 from .errors import (
     AuthFailed,
@@ -19,9 +23,7 @@ from .errors import (
     Unexpected,
     Unreachable,
 )
-from .ndjson import NDJSONDecoder
 from .settings import Settings
-from .think import BracketThink, ThinkSplitter, brackets
 
 __version__ = "0.3.0"  # also the package's version (pyproject reads it); see CHANGELOG.md
 
@@ -32,6 +34,7 @@ __all__ = [
     "BadInput",
     "BracketThink",
     "Chat",
+    "DecodeError",
     "Delta",
     "LLMStreamError",
     "ModelNotFound",

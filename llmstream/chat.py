@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backend import Delta, Message
+from llmstream.backends.protocol import Delta, Message
+from llmstream.codecs.think import ThinkSplitter
+
 from .errors import BadInput, LLMStreamError, ShuttingDown
 from .options import Options
 from .request import (
@@ -39,10 +41,9 @@ from .runaway import capped
 from .secrets import Redactor
 from .stats import Meter
 from .telemetry import ChatWatch, Telemetry
-from .think import ThinkSplitter
 
 if TYPE_CHECKING:
-    from .backends import Catalog, Route
+    from llmstream.backends.catalog import Catalog, Route
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,10 @@ import sys
 import time
 from typing import TextIO
 
+from llmstream.backends.catalog import Catalog, Route, plan
+from llmstream.codecs.think import Bracketed
+
 from . import __version__
-from .backends import Catalog, Route, plan
 from .crashes import report_native_crashes
 from .errors import BadInput, LLMStreamError, NoBackend
 from .options import Options
@@ -24,7 +26,6 @@ from .runaway import capped
 from .secrets import Redactor, install_log_redaction
 from .settings import BACKENDS, Settings
 from .stats import Meter
-from .think import Bracketed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backend import Message
+from llmstream.backends.protocol import Message
+
 from .errors import BadInput
 from .images import MAX_IMAGES, Image, read_image
 

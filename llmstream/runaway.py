@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from .backend import Delta
+from llmstream.backends.protocol import Delta
+
 from .errors import RunawayAnswer
 
 DEFAULT_MAX_ANSWER_CHARS = 200_000

@@ -16,9 +16,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
-from . import logs, repack
-from .embedded import DEFAULT_PARALLEL
-from .hub import parse_ref
+from llmstream.backends.embedded import repack
+from llmstream.backends.embedded.backend import DEFAULT_PARALLEL
+from llmstream.backends.embedded.hub import parse_ref
+
+from . import logs
 from .request import Limits
 from .secrets import Redactor, Secret, basic_auth_forms, check_length
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .backend import Delta, Stats
+from llmstream.backends.protocol import Delta, Stats
 
 
 @dataclass(slots=True)

@@ -73,7 +73,7 @@ def _process_state() -> dict[str, object]:
         "frozen objects (gc.freeze)": gc.get_freeze_count(),
         "sys.modules['matplotlib']": sys.modules.get("matplotlib", "absent") is None,
     }
-    tuning = sys.modules.get("llmstream.gradio_tuning")
+    tuning = sys.modules.get("llmstream.web.gradio_tuning")
     if tuning is not None:
         state["Gradio patches"] = (list(tuning._installed), sorted(tuning._changed))
     chat = sys.modules.get("llmstream.chat")
@@ -136,6 +136,14 @@ def ollama() -> Iterator[ScriptedOllama]:
     server = ScriptedOllama().start()
     yield server
     server.stop()
+
+
+ENGLISH = {"the", "a", "an", "is", "are", "and", "of", "to", "in", "it", "that", "can", "for", "with"}
+
+
+def english_words(text: str) -> int:
+    """How many common English words `text` has: the small real model answers in English, not noise."""
+    return sum(1 for w in re.findall(r"[A-Za-z']+", text.lower()) if w in ENGLISH)
 
 
 class AppProcess:

@@ -7,11 +7,11 @@ from itertools import pairwise
 
 import pytest
 
-from llmstream.backend import Delta
-from llmstream.backends import Catalog, Route
+from llmstream.backends.catalog import Catalog, Route
+from llmstream.backends.ollama import OllamaBackend
+from llmstream.backends.protocol import Delta
 from llmstream.chat import WARNING, Chat, conversation, replies
 from llmstream.errors import BadInput, NoBackend
-from llmstream.ollama import OllamaBackend
 from llmstream.secrets import Redactor
 from llmstream.settings import Endpoint, Settings
 

@@ -7,8 +7,7 @@ import re
 import subprocess
 import sys
 
-from conftest import ROOT, STATS_LINE, free_port
-from test_embedded import english_words
+from conftest import ROOT, STATS_LINE, english_words, free_port
 
 
 def cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -19,9 +20,23 @@ def _crash(proc: subprocess.Popen, ready) -> None:
     proc.wait(30)
 
 
+def _idle(pid: int) -> bool:
+    """No CPU used for half a second: every thread is waiting, its Python frames stand still."""
+
+    def ticks() -> int:
+        return sum(int(v) for v in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+
+    before = ticks()
+    time.sleep(0.5)
+    return ticks() == before
+
+
 def test_the_app_writes_the_stack_of_a_native_crash_to_its_log(start_app, ollama):
+    """Crashed when idle: faulthandler reads every thread's frames without stopping the threads
+    (best effort, by design), and a thread that runs meanwhile can cut the dump short. Killed
+    while Gradio was still answering its start-up requests, the log once ended mid-stack."""
     app = start_app({"BACKEND": "ollama", "OLLAMA_HOST": ollama.url})
-    _crash(app.proc, lambda: True)
+    _crash(app.proc, lambda: _idle(app.proc.pid))
     log = app.output()
     assert app.proc.returncode == -signal.SIGSEGV
     assert "Fatal Python error: Segmentation fault" in log, log[-2000:]

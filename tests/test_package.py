@@ -68,6 +68,14 @@ def test_the_metadata_declares_the_core_and_the_extras(installed):
     assert (installed / "llmstream" / "py.typed").exists()
 
 
+def test_every_module_of_every_layer_is_installed(installed):
+    """The layers are subpackages: a folder the build does not list would ship without its code."""
+    source = {p.relative_to(ROOT).as_posix() for p in (ROOT / "llmstream").rglob("*.py")}
+    shipped = {p.relative_to(installed).as_posix() for p in (installed / "llmstream").rglob("*.py")}
+    assert source == shipped
+    assert {"llmstream/codecs/ndjson.py", "llmstream/web/app.py", "llmstream/lesson/action.py"} <= shipped
+
+
 def test_importing_llmstream_pulls_in_no_gradio_no_llama_cpp_no_pillow():
     heavy = ("gradio", "llama_cpp", "huggingface_hub", "PIL", "numpy")
     code = f"import sys, llmstream; print(*(m in sys.modules for m in {heavy!r}))"

@@ -16,10 +16,10 @@ from types import MappingProxyType
 import pytest
 from PIL import Image as Pillow
 
-from llmstream.backends import Catalog, Route
+from llmstream.backends.catalog import Catalog, Route
+from llmstream.backends.ollama import OllamaBackend
 from llmstream.chat import WARNING, Chat
 from llmstream.errors import BadInput
-from llmstream.ollama import OllamaBackend
 from llmstream.options import Options
 from llmstream.request import (
     Limits,

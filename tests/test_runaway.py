@@ -9,12 +9,12 @@ import tracemalloc
 
 import pytest
 
-from llmstream.backend import Delta
-from llmstream.backends import Catalog, Route
+from llmstream.backends.catalog import Catalog, Route
+from llmstream.backends.ollama import OllamaBackend
+from llmstream.backends.openai import OpenAIBackend
+from llmstream.backends.protocol import Delta
 from llmstream.chat import WARNING, Chat
 from llmstream.errors import RunawayAnswer
-from llmstream.ollama import OllamaBackend
-from llmstream.openai import OpenAIBackend
 from llmstream.request import Limits
 from llmstream.runaway import capped
 from llmstream.settings import Endpoint, Settings

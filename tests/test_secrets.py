@@ -17,8 +17,8 @@ import pytest
 from conftest import ROOT
 
 from llmstream import logs
-from llmstream.backend import Delta
-from llmstream.backends import Catalog, Route
+from llmstream.backends.catalog import Catalog, Route
+from llmstream.backends.protocol import Delta
 from llmstream.chat import Chat
 from llmstream.secrets import (
     MASK,

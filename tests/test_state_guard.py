@@ -11,7 +11,8 @@ import threading
 import pytest
 from conftest import process_kept, state_kept
 
-from llmstream import chat, gradio_tuning
+from llmstream import chat
+from llmstream.web import gradio_tuning
 
 
 def test_a_changed_environment_variable_is_named():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmstream.backend import Delta, Stats
+from llmstream.backends.protocol import Delta, Stats
 from llmstream.stats import Meter
 
 

@@ -9,7 +9,7 @@ The `#--param` lines pass the secrets from your OpenServerless configuration int
 of the answer to `STREAM_HOST:STREAM_PORT` and returns the whole answer.
 """
 
-from llmstream.action import main as stream_answer
+from llmstream.lesson.action import main as stream_answer
 
 
 def main(args):

@@ -1,2 +1,3 @@
-"""Serving the app to a crowd: probes and metrics on every process (more to come: the drain,
-replicas behind HAProxy). Only the app imports this; `import llmstream` never does."""
+"""Serving the app to a crowd: health and readiness probes, Prometheus metrics, the drain on
+SIGTERM, and the replica launcher behind HAProxy. Only the web app imports this; it may
+import the core and the backends, never the page; `import llmstream` never loads it."""

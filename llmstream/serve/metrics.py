@@ -21,8 +21,8 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..embedded import EmbeddedBackend
-from ..telemetry import ChatRecord
+from llmstream.backends.embedded.backend import EmbeddedBackend
+from llmstream.telemetry import ChatRecord
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 

@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..backends import Catalog
-from ..embedded import EmbeddedBackend
+from llmstream.backends.catalog import Catalog
+from llmstream.backends.embedded.backend import EmbeddedBackend
+
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 
 

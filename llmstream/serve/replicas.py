@@ -37,7 +37,7 @@ MISSING = (
 )
 BACKOFF_MAX = 30.0
 # A replica: the app's own main(), whatever the working folder (argv[1] is where llmstream is).
-CHILD = "import sys; sys.path.insert(0, sys.argv.pop(1)); from llmstream.app import main; main()"
+CHILD = "import sys; sys.path.insert(0, sys.argv.pop(1)); from llmstream.web.app import main; main()"
 START_SECONDS = 180.0  # a replica that loads the embedded model takes a while
 
 

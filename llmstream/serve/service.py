@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 from starlette.routing import Route
 
-from ..backends import Catalog
-from ..embedded import EmbeddedBackend
-from ..settings import Settings
-from ..telemetry import Telemetry
+from llmstream.backends.catalog import Catalog
+from llmstream.backends.embedded.backend import EmbeddedBackend
+from llmstream.settings import Settings
+from llmstream.telemetry import Telemetry
+
 from . import probes
 from .metrics import Metrics
 

@@ -1,0 +1,1 @@
+"""The course's serverless streaming action and `streamock`, the socket streamer's mock."""
