@@ -76,6 +76,38 @@ def test_every_module_of_every_layer_is_installed(installed):
     assert {"llmstream/codecs/ndjson.py", "llmstream/web/app.py", "llmstream/lesson/action.py"} <= shipped
 
 
+PUBLIC = {  # what `import llmstream` offered before the layers became folders: none may go
+    "__version__",
+    "AuthFailed",
+    "Backend",
+    "BadInput",
+    "BracketThink",
+    "Chat",
+    "Delta",
+    "LLMStreamError",
+    "ModelNotFound",
+    "NDJSONDecoder",
+    "NoBackend",
+    "RunawayAnswer",
+    "ServerError",
+    "Settings",
+    "Stalled",
+    "Stats",
+    "StreamBroken",
+    "ThinkSplitter",
+    "Unexpected",
+    "Unreachable",
+    "brackets",
+    "conversation",
+    "replies",
+}
+
+
+def test_the_public_names_stay_and_each_is_there():
+    assert not PUBLIC - set(llmstream.__all__)  # a failure names the ones gone
+    assert all(getattr(llmstream, name, None) is not None for name in llmstream.__all__)
+
+
 def test_importing_llmstream_pulls_in_no_gradio_no_llama_cpp_no_pillow():
     heavy = ("gradio", "llama_cpp", "huggingface_hub", "PIL", "numpy")
     code = f"import sys, llmstream; print(*(m in sys.modules for m in {heavy!r}))"
