@@ -274,6 +274,19 @@ def plain(messages) -> list[dict]:
     return [m for m in messages or [] if not m.get("metadata")]
 
 
+def answer_of(update) -> str:
+    """The last message a person reads in a chat update ('' before there is one)."""
+    messages = plain(update)
+    return messages[-1]["content"] if messages else ""
+
+
+def started(job) -> None:
+    """Wait until a submitted chat's answer is streaming (or the chat ended)."""
+    for update in job:
+        if answer_of(update).strip():
+            return
+
+
 # A system prompt and a user message with one image, as the chat hands them to a backend
 # (backends send the bytes as they are; the chat is what decodes them).
 _PNG = b"\x89PNG\r\n\x1a\n-not-decoded-by-the-backend"

@@ -10,19 +10,12 @@ import time
 
 import httpx
 import pytest
-from conftest import AppProcess, plain
+from conftest import AppProcess, plain, started
 
 REFUSED = (
     "⚠️ This copy of the app is shutting down and takes no new chats. "
     "Send your message again: it will reach one that is running."
 )
-
-
-def started(job) -> None:
-    """Wait until the answer is streaming."""
-    for update in job:
-        if plain(update) and plain(update)[-1]["content"].strip():
-            return
 
 
 def wait_exit(app: AppProcess, seconds: float) -> int:

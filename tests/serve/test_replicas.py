@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, Balanced, free_port, plain
+from conftest import ROOT, Balanced, answer_of, free_port, plain, started
 from gradio_client import Client, handle_file
 from PIL import Image as Pillow
 
@@ -133,9 +133,7 @@ def test_sigterm_to_the_launcher_drains_every_replica_and_leaves_nothing_listeni
     app = Balanced({"OLLAMA_HOST": ollama.url, "BACKEND": "ollama"}, 2, tmp_path / "log")
     ports = [app.port] + [int(u.rsplit(":", 1)[1]) for u in app.replicas().values()]
     job = Client(app.url, verbose=False).submit("bench id=lb1 tokens=80 rate=40", "bench", api_name="/chat")
-    for update in job:
-        if plain(update) and plain(update)[-1]["content"].strip():
-            break
+    started(job)
     app.proc.send_signal(signal.SIGTERM)
     answer = plain(job.result())[-1]["content"]
     assert answer.split() == [f"t{i}" for i in range(80)]  # the chat in flight finished whole
@@ -169,20 +167,15 @@ def _under_way(jobs, timeout: float = 60) -> None:
     """Wait until every answer is streaming (a fixed sleep raced the submits on a busy machine:
     a chat that reached a draining replica after its SIGTERM was rightly refused)."""
     deadline = time.monotonic() + timeout
-    while not all(job.outputs() and _answer(job.outputs()[-1]).strip() for job in jobs):
+    while not all(job.outputs() and answer_of(job.outputs()[-1]).strip() for job in jobs):
         assert time.monotonic() < deadline, "the answers did not all start streaming"
         time.sleep(0.05)
-
-
-def _answer(update) -> str:
-    messages = plain(update)
-    return messages[-1]["content"] if messages else ""
 
 
 def _whole(job, tokens: int = 100) -> str:
     """'' when the answer came whole, else what came instead (for the failure message)."""
     try:
-        answer = _answer(job.result(timeout=60))
+        answer = answer_of(job.result(timeout=60))
     except Exception as exc:  # reported in the failure, not hidden
         return f"{type(exc).__name__}: {exc}"
     return "" if answer.split() == [f"t{i}" for i in range(tokens)] else answer[:200]

@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from conftest import AppProcess, english_words, figures, free_port, plain
+from conftest import AppProcess, english_words, figures, free_port, plain, started
 
 EMBEDDED = "smollm2:135m (embedded)"
 
@@ -117,9 +117,7 @@ def test_a_chat_that_finds_every_slot_busy_is_told_its_place_in_line(start_app):
     app = start_app({"BACKEND": "embedded", "EMBEDDED_PARALLEL": "1", "OLLAMA_HOST": f"127.0.0.1:{free_port()}"})
     client = app.client()
     first = client.submit("Tell me a very long story about a dragon and a knight.", EMBEDDED, api_name="/chat")
-    for update in first:
-        if plain(update) and plain(update)[-1]["content"].strip():
-            break
+    started(first)
     second = app.client().submit("Say hello.", EMBEDDED, api_name="/chat")  # another person: another session
     titles = []
     for update in second:
